@@ -1,0 +1,130 @@
+"""The default experiment (a VAE on the embedded digits) and the schema every config must follow.
+
+Every config file in `configs/` starts from `get_config()` here and changes values; it may not add
+keys. `validate` checks a config against this schema and the allowed ranges before anything runs.
+Use as a config file: `jaxvae train --config=configs/digits_vae.py:smoke --config.seed=1`.
+"""
+
+import ml_collections
+
+from jaxvae.errors import UserError
+
+DATA_SOURCES = ("embedded", "tfds", "npz")
+BINARIZATIONS = ("dynamic", "static", "none")
+LIKELIHOODS = ("bernoulli",)
+MODEL_KINDS = ("vae",)
+OBJECTIVES = ("elbo", "iwae")
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+  """The default config; `variant='smoke'` shrinks it to run in seconds (used by tests)."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.source = "embedded"  # embedded | tfds | npz
+  config.data.name = "digits"  # embedded: digits; tfds: any image dataset name (mnist, ...)
+  config.data.path = ""  # npz: path of the .npz file
+  config.data.data_dir = ""  # tfds: where datasets are prepared; "" = TFDS_DATA_DIR or ~/tensorflow_datasets
+  config.data.train_split = "train"
+  config.data.eval_split = "test"
+  config.data.binarize = "dynamic"  # dynamic: fresh draw per visit; static: fixed draw; none
+  config.data.num_threads = 2
+
+  config.model = ml_collections.ConfigDict()
+  config.model.kind = "vae"
+  config.model.latent_dim = 8
+  config.model.hidden_sizes = (256, 256)
+  config.model.likelihood = "bernoulli"
+
+  config.train = ml_collections.ConfigDict()
+  config.train.objective = "elbo"  # elbo | iwae
+  config.train.num_samples = 1  # K samples of z per example in the objective
+  config.train.batch_size = 100
+  config.train.num_steps = 10_000
+  config.train.learning_rate = 1e-3
+  config.train.log_every = 500
+  config.train.checkpoint_every = 2_000
+  config.train.keep_checkpoints = 3
+  config.train.num_devices = 0  # 0 = every device of every process
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.num_samples = 1_000  # K of the importance-sampled log p(x)
+  config.eval.chunk_size = 100  # samples per chunk of the running logsumexp
+  config.eval.batch_size = 100
+  config.eval.seed = 0
+
+  if variant == "smoke":
+    smoke(config)
+  elif variant:
+    raise UserError(f"unknown config variant {variant!r}; the only variant is 'smoke'")
+  return config
+
+
+def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrinks any config in place to a run of seconds: few steps, small nets, small K."""
+  config.model.hidden_sizes = (32,)
+  config.train.batch_size = 16
+  config.train.num_steps = 20
+  config.train.log_every = 5
+  config.train.checkpoint_every = 10
+  config.eval.num_samples = 10
+  config.eval.chunk_size = 5
+  config.eval.batch_size = 64
+  return config
+
+
+_CHOICES = {
+    "data.source": DATA_SOURCES,
+    "data.binarize": BINARIZATIONS,
+    "model.kind": MODEL_KINDS,
+    "model.likelihood": LIKELIHOODS,
+    "train.objective": OBJECTIVES,
+}
+_POSITIVE = (
+    "data.num_threads", "model.latent_dim", "train.num_samples", "train.batch_size",
+    "train.num_steps", "train.learning_rate", "train.log_every", "train.checkpoint_every",
+    "train.keep_checkpoints", "eval.num_samples", "eval.chunk_size", "eval.batch_size",
+)
+_NON_NEGATIVE = ("seed", "eval.seed", "train.num_devices")
+
+
+def _flatten(config, prefix=""):
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      yield from _flatten(value, f"{prefix}{key}.")
+    else:
+      yield f"{prefix}{key}", value
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises `UserError` naming the first key that is unknown, of the wrong type or out of range."""
+  schema = dict(_flatten(get_config()))
+  values = dict(_flatten(config))
+  for key, value in values.items():
+    if key not in schema:
+      raise UserError(f"unknown config key '{key}'; known keys under its section: "
+                      f"{', '.join(k for k in schema if k.rsplit('.', 1)[0] == key.rsplit('.', 1)[0])}")
+    expected = type(schema[key])
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if expected is float:
+      ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok:
+      raise UserError(f"config key '{key}' must be of type {expected.__name__}, got {value!r}")
+  for key in schema.keys() - values.keys():
+    raise UserError(f"config key '{key}' is missing; start config files from jaxvae.config.get_config()")
+  for key, choices in _CHOICES.items():
+    if values[key] not in choices:
+      raise UserError(f"config key '{key}' is {values[key]!r}; choose one of {', '.join(choices)}")
+  for key in _POSITIVE:
+    if not values[key] > 0:
+      raise UserError(f"config key '{key}' must be positive, got {values[key]!r}")
+  for key in _NON_NEGATIVE:
+    if values[key] < 0:
+      raise UserError(f"config key '{key}' must be >= 0, got {values[key]!r}")
+  if not values["model.hidden_sizes"] or any(
+      not isinstance(h, int) or h <= 0 for h in values["model.hidden_sizes"]):
+    raise UserError(f"config key 'model.hidden_sizes' must be a non-empty tuple of positive ints, "
+                    f"got {values['model.hidden_sizes']!r}")
+  if values["data.source"] == "npz" and not values["data.path"]:
+    raise UserError("config key 'data.path' must name a .npz file when data.source is 'npz'")

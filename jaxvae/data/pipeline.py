@@ -1,0 +1,209 @@
+"""One input pipeline for every source: a random-access source, grain, and global `jax.Array` batches.
+
+Elements are dicts `{'image': float32 [H, W, C] in [0, 1], 'label': int64}` (label -1 if none).
+Training batches are a `grain.MapDataset` indexed by step, so the batch of step `s` is a pure
+function of (seed, s): resuming at step `s` sees exactly the batches an uninterrupted run would, on
+any number of hosts, and no iterator state needs saving. Process `p` of `P` reads only rows
+`[p * B / P, (p + 1) * B / P)` of each global batch of `B` examples.
+"""
+
+import dataclasses
+import os
+from collections.abc import Iterator, Sequence
+
+import grain
+import jax
+import ml_collections
+import numpy as np
+
+from jaxvae.errors import UserError
+
+_TRAIN_BINARIZE_SALT = 1
+_EVAL_BINARIZE_SALT = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  """A random-access split: `source[i]` is `{'image': [H, W, C] array, 'label': int}`."""
+
+  source: Sequence[dict]
+  max_value: float  # pixel value that maps to 1.0
+  image_shape: tuple[int, ...]
+
+
+class _ArraySource:
+  """Random access over in-memory arrays `images [N, H, W, C]` and `labels [N]`."""
+
+  def __init__(self, images: np.ndarray, labels: np.ndarray):
+    self._images, self._labels = images, labels
+
+  def __len__(self) -> int:
+    return len(self._images)
+
+  def __getitem__(self, index: int) -> dict:
+    return {"image": self._images[index], "label": self._labels[index]}
+
+
+class _WithLabel:
+  """Adds `label = -1` to the elements of a source that has no labels."""
+
+  def __init__(self, source):
+    self._source = source
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, index: int) -> dict:
+    element = self._source[index]
+    return {"image": element["image"], "label": element.get("label", -1)}
+
+
+def _tfds_split(builder_or_name, split: str, data_dir: str | None, download: bool) -> Split:
+  import tensorflow_datasets as tfds  # Imported on use: it is slow to import.
+
+  tfds.disable_progress_bar()
+
+  try:
+    if isinstance(builder_or_name, str):
+      builder = tfds.builder(builder_or_name, data_dir=data_dir)
+    else:
+      builder = builder_or_name
+    if download:
+      builder.download_and_prepare(file_format="array_record")
+    source = builder.as_data_source(split=split)
+  except (tfds.core.registered.DatasetNotFoundError, KeyError, ValueError) as e:
+    raise UserError(f"tfds dataset {getattr(builder, 'name', builder_or_name)!r}, split {split!r}: "
+                    f"{str(e).splitlines()[0]}; check config keys data.name and data.train_split / "
+                    f"data.eval_split") from None
+  except Exception as e:  # Download and preparation errors come in many types.
+    raise UserError(f"could not prepare tfds dataset {builder_or_name!r} in "
+                    f"{data_dir or tfds.core.constants.DATA_DIR}: {type(e).__name__}: "
+                    f"{str(e).splitlines()[0] if str(e) else ''}; prepare it once on a machine with "
+                    f"network access (or copy it there) and set data.data_dir") from None
+  features = builder.info.features
+  if "image" not in features:
+    raise UserError(f"tfds dataset {builder.name!r} has no 'image' feature; jaxvae models images")
+  shape = tuple(features["image"].shape)
+  if any(d is None for d in shape):
+    raise UserError(f"tfds dataset {builder.name!r} has images of varying shape {shape}")
+  max_value = builder.info.metadata.get("max_value", 255) if builder.info.metadata else 255
+  return Split(_WithLabel(source), float(max_value), shape)
+
+
+def _npz_split(path: str, split: str) -> Split:
+  if not os.path.isfile(path):
+    raise UserError(f"data.path {path!r} is not a file; point it at a .npz with one array per split")
+  try:
+    arrays = np.load(path)
+  except Exception as e:
+    raise UserError(f"data.path {path!r} is not a readable .npz file ({e})") from None
+  if split not in arrays:
+    raise UserError(f"{path} has no array {split!r} (it has {', '.join(arrays.files) or 'none'}); "
+                    f"add it or set data.train_split / data.eval_split")
+  images = arrays[split]
+  if images.ndim == 3:
+    images = images[..., None]
+  if images.ndim not in (2, 4) or len(images) == 0:
+    raise UserError(f"{path}:{split} has shape {arrays[split].shape}; expected a non-empty "
+                    f"[N, H, W, C], [N, H, W] or [N, D] array")
+  if images.dtype == np.uint8:
+    max_value = 255.0
+  elif np.issubdtype(images.dtype, np.floating):
+    if not np.all(np.isfinite(images)) or images.min() < 0 or images.max() > 1:
+      raise UserError(f"{path}:{split} holds floats outside [0, 1] (or NaN); scale them to [0, 1]")
+    max_value = 1.0
+  else:
+    raise UserError(f"{path}:{split} has dtype {images.dtype}; use uint8 or float in [0, 1]")
+  labels_key = f"{split}_labels"
+  labels = arrays[labels_key] if labels_key in arrays else np.full(len(images), -1)
+  if labels.shape != (len(images),):
+    raise UserError(f"{path}:{labels_key} has shape {labels.shape}; expected ({len(images)},)")
+  return Split(_ArraySource(images, labels.astype(np.int64)), max_value, images.shape[1:])
+
+
+def load_split(data: ml_collections.ConfigDict, split: str) -> Split:
+  """The split `split` of the dataset named by the `data` section of a config."""
+  data_dir = data.data_dir or None
+  if data.source == "embedded":
+    if data.name != "digits":
+      raise UserError(f"data.name {data.name!r}: the only embedded dataset is 'digits'")
+    from jaxvae.data.digits import EmbeddedDigits
+
+    return _tfds_split(EmbeddedDigits(data_dir=data_dir, file_format="array_record"), split,
+                       data_dir, download=True)
+  if data.source == "tfds":
+    return _tfds_split(data.name, split, data_dir, download=True)
+  return _npz_split(data.path, split)
+
+
+def _scaled(split: Split):
+  def scale(element):
+    return {"image": element["image"].astype(np.float32) / split.max_value,
+            "label": np.int64(element["label"])}
+  return scale
+
+
+def _binarize(element: dict, rng: np.random.Generator) -> dict:
+  image = element["image"]
+  return {**element, "image": (rng.random(image.shape) < image).astype(np.float32)}
+
+
+def _static_binarize(seed: int, salt: int):
+  def binarize(index: int, element: dict) -> dict:
+    return _binarize(element, np.random.default_rng((seed, salt, index)))
+  return binarize
+
+
+def train_batches(config: ml_collections.ConfigDict, split: Split) -> grain.MapDataset:
+  """This process's local batches, indexed by step: `[B / P, H, W, C]` images and `[B / P]` labels.
+
+  Shuffled with `config.seed`, reshuffled (and, with dynamic binarization, redrawn) every epoch.
+  """
+  global_batch, processes = config.train.batch_size, jax.process_count()
+  if global_batch % processes:
+    raise UserError(f"train.batch_size={global_batch} must be divisible by the number of "
+                    f"processes ({processes})")
+  ds = grain.MapDataset.source(split.source).map(_scaled(split))
+  if config.data.binarize == "static":
+    ds = ds.map_with_index(_static_binarize(config.seed, _TRAIN_BINARIZE_SALT))
+  ds = ds.seed(config.seed).shuffle()
+  if config.data.binarize == "dynamic":
+    ds = ds.random_map(_binarize)
+  ds = ds.repeat(None).batch(global_batch // processes, drop_remainder=True)
+  return ds[jax.process_index()::processes]
+
+
+def iterate_from(batches: grain.MapDataset, start_step: int, num_threads: int) -> Iterator[dict]:
+  """Iterates `batches[start_step:]` with background prefetching threads."""
+  options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * num_threads)
+  return iter(batches[start_step:].to_iter_dataset(options))
+
+
+def eval_batches(config: ml_collections.ConfigDict, split: Split,
+                 batch_size: int) -> Iterator[dict]:
+  """This process's part of each global eval batch, in dataset order, padded at the end.
+
+  Yields `{'image': [b, H, W, C], 'label': [b], 'id': [b] int32, 'mask': [b] bool}` with
+  `b = batch_size / P`; `id` is the example's index in the split (its key for random draws), and
+  `mask` is False on padding. Binarization, if any, is a fixed draw per example.
+  """
+  processes = jax.process_count()
+  if batch_size % processes:
+    raise UserError(f"eval.batch_size={batch_size} must be divisible by the number of "
+                    f"processes ({processes})")
+  ds = grain.MapDataset.source(split.source).map(_scaled(split))
+  if config.data.binarize != "none":
+    ds = ds.map_with_index(_static_binarize(config.seed, _EVAL_BINARIZE_SALT))
+  local = batch_size // processes
+  num = len(ds)
+  for start in range(0, num, batch_size):
+    ids = start + jax.process_index() * local + np.arange(local)
+    elements = [ds[int(min(i, num - 1))] for i in ids]
+    yield {"image": np.stack([e["image"] for e in elements]),
+           "label": np.stack([e["label"] for e in elements]),
+           "id": ids.astype(np.int32),
+           "mask": ids < num}
+
+
+def num_examples(split: Split) -> int:
+  return len(split.source)
