@@ -128,3 +128,35 @@ def validate(config: ml_collections.ConfigDict) -> None:
                     f"got {values['model.hidden_sizes']!r}")
   if values["data.source"] == "npz" and not values["data.path"]:
     raise UserError("config key 'data.path' must name a .npz file when data.source is 'npz'")
+
+
+def save_config(config: ml_collections.ConfigDict, path: str) -> None:
+  """Writes the resolved config as JSON (tuples become lists)."""
+  with open(path, "w") as f:
+    f.write(config.to_json(indent=2) + "\n")
+
+
+def load_config(path: str) -> ml_collections.ConfigDict:
+  """The config saved by `save_config`, validated, with lists turned back into tuples."""
+  import json
+
+  try:
+    with open(path) as f:
+      values = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise UserError(f"cannot read the run's config {path} ({e}); is this a jaxvae workdir?") from None
+
+  def restore(schema, saved):
+    config = ml_collections.ConfigDict()
+    for key, value in saved.items():
+      expected = schema.get(key) if isinstance(schema, ml_collections.ConfigDict) else None
+      if isinstance(value, dict):
+        value = restore(expected, value)
+      elif isinstance(value, list) and isinstance(expected, tuple):
+        value = tuple(value)
+      config[key] = value
+    return config
+
+  config = restore(get_config(), values)
+  validate(config)
+  return config

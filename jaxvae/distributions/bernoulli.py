@@ -21,3 +21,13 @@ def bernoulli_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
 def bernoulli_mean(logits: jax.Array) -> jax.Array:
   """`sigmoid(logits)`."""
   return jax.nn.sigmoid(logits)
+
+
+def bernoulli_entropy(logits: jax.Array) -> jax.Array:
+  """Entropy in nats summed over the last axis: `[..., D] -> [...]`.
+
+  `-sum_d [p_d log p_d + (1 - p_d) log(1 - p_d)]` with `p = sigmoid(logits)`, written with
+  `log_sigmoid` so that it is exact and finite for any logits.
+  """
+  p = jax.nn.sigmoid(logits)
+  return -jnp.sum(p * jax.nn.log_sigmoid(logits) + (1.0 - p) * jax.nn.log_sigmoid(-logits), axis=-1)

@@ -1,0 +1,27 @@
+"""The one interface every latent-variable model answers (see ARCHITECTURE.md)."""
+
+from typing import NamedTuple
+
+import jax
+
+
+class LogWeights(NamedTuple):
+  """The terms of `log w = log p(x | z) + log p(z) - log q(z | x)` for `z_kb ~ q(z | x_b)`.
+
+  Every field is `[K, B]`: sample k of example b. Bounds, estimators and metrics are functions of
+  these arrays (`jaxvae.losses`), so they never special-case a model.
+  """
+
+  log_likelihood: jax.Array  # log p(x_b | z_kb)
+  log_prior: jax.Array  # log p(z_kb)
+  log_posterior: jax.Array  # log q(z_kb | x_b)
+
+  @property
+  def values(self) -> jax.Array:
+    """`[K, B]` log importance weights `log p(x, z) - log q(z | x)`."""
+    return self.log_likelihood + self.log_prior - self.log_posterior
+
+  @property
+  def kl(self) -> jax.Array:
+    """`[K, B]` single-sample estimates `log q(z | x) - log p(z)` of KL(q(z | x) || p(z))."""
+    return self.log_posterior - self.log_prior
