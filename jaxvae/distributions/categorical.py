@@ -27,8 +27,10 @@ def categorical_log_prob(x: jax.Array, logits: jax.Array) -> jax.Array:
   Example:
     >>> categorical_log_prob(pixel_levels(images), decoder_logits)  # categorical-256 likelihood
   """
-  log_p = jax.nn.log_softmax(logits, axis=-1)
-  x = jnp.broadcast_to(jnp.asarray(x).astype(jnp.int32), log_p.shape[:-1])
+  x = jnp.asarray(x).astype(jnp.int32)
+  shape = jnp.broadcast_shapes(x.shape, logits.shape[:-1])
+  log_p = jnp.broadcast_to(jax.nn.log_softmax(logits, axis=-1), shape + logits.shape[-1:])
+  x = jnp.broadcast_to(x, shape)
   return jnp.sum(jnp.take_along_axis(log_p, x[..., None], axis=-1)[..., 0], axis=-1)
 
 
