@@ -19,7 +19,8 @@ COMMANDS = ("train", "eval", "sample")
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.py")
 
 
-def _define_flags(command: str) -> flags.FlagValues:
+def _define_flags(command: str, args: list[str]) -> flags.FlagValues:
+  """The flags of `command`; `args` (program name, then flags) tells config_flags the overrides."""
   from ml_collections import config_flags
 
   fv = flags.FlagValues()
@@ -29,7 +30,7 @@ def _define_flags(command: str) -> flags.FlagValues:
     config_flags.DEFINE_config_file(
         "config", DEFAULT_CONFIG, "Config file (a Python file with get_config()); ':smoke' "
         "selects its smoke variant. Default: the embedded digits VAE.", flag_values=fv,
-        lock_config=True)
+        lock_config=True, sys_argv=args)
   elif command == "eval":
     flags.DEFINE_integer("num_samples", None, "K importance samples (default: eval.num_samples).",
                          flag_values=fv)
@@ -48,19 +49,30 @@ def _parse(argv: list[str]):
   if len(argv) < 2 or argv[1] not in COMMANDS:
     raise UserError(f"usage: jaxvae {{{'|'.join(COMMANDS)}}} --workdir=DIR [flags]; "
                     f"'jaxvae COMMAND --help' lists a command's flags")
-  command = argv[1]
-  fv = _define_flags(command)
-  if any(a in ("--help", "-h", "--helpfull") for a in argv[2:]):
-    print(__doc__)
-    print(fv.get_help())
-    raise SystemExit(0)
+  command, args = argv[1], [argv[0]] + argv[2:]
+  for arg in args[1:]:
+    if arg.startswith("--config=") and not os.path.isfile(arg.split("=", 1)[1].split(":")[0]):
+      raise UserError(f"config file {arg.split('=', 1)[1].split(':')[0]!r} not found; give the path "
+                      f"of a file in configs/, e.g. --config=configs/digits_vae.py")
   try:
-    fv([argv[0]] + argv[2:])
+    fv = _define_flags(command, args)
+    if any(a in ("--help", "-h", "--helpfull") for a in args[1:]):
+      print(__doc__)
+      print(fv.get_help())
+      raise SystemExit(0)
+    fv(args)
     config = fv.config if command == "train" else None
+    if config is not None:
+      from jaxvae.config import validate
+
+      validate(config)  # Also forces the config file to load, so its errors surface here.
   except flags.Error as e:
-    raise UserError(f"{e}") from None
-  except (KeyError, AttributeError, TypeError, ValueError, OSError, SyntaxError) as e:
-    raise UserError(f"bad --config: {type(e).__name__}: {e}") from None
+    raise UserError(str(e).replace("\\n", " ")) from None
+  except (KeyError, AttributeError) as e:  # An override of a key the config does not have.
+    message = str(e.args[0] if e.args else e).strip("'\"").replace("\\n", " ")
+    raise UserError(f"unknown config key: {message}; see jaxvae/config.py for every key") from None
+  except (TypeError, ValueError, OSError, SyntaxError, ImportError) as e:
+    raise UserError(f"cannot load --config: {type(e).__name__}: {e}") from None
   if not fv.workdir:
     raise UserError(f"jaxvae {command} needs --workdir=DIR")
   return command, fv, config

@@ -26,6 +26,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.data.name = "digits"  # embedded: digits; tfds: any image dataset name (mnist, ...)
   config.data.path = ""  # npz: path of the .npz file
   config.data.data_dir = ""  # tfds: where datasets are prepared; "" = TFDS_DATA_DIR or ~/tensorflow_datasets
+  config.data.download = True  # tfds: download and prepare the dataset if it is missing
   config.data.train_split = "train"
   config.data.eval_split = "test"
   config.data.binarize = "dynamic"  # dynamic: fresh draw per visit; static: fixed draw; none
@@ -54,9 +55,14 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.eval.batch_size = 100
   config.eval.seed = 0
 
+  return apply_variant(config, variant)
+
+
+def apply_variant(config: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
+  """`config` itself for `variant=''`, shrunk by `smoke` for 'smoke'; anything else is an error."""
   if variant == "smoke":
-    smoke(config)
-  elif variant:
+    return smoke(config)
+  if variant:
     raise UserError(f"unknown config variant {variant!r}; the only variant is 'smoke'")
   return config
 

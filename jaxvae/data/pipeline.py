@@ -58,28 +58,37 @@ class _WithLabel:
     return {"image": element["image"], "label": element.get("label", -1)}
 
 
-def _tfds_split(builder_or_name, split: str, data_dir: str | None, download: bool) -> Split:
+def _first_line(error: Exception, limit: int = 160) -> str:
+  line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+  return line if len(line) <= limit else line[:limit] + "..."
+
+
+def _tfds_split(builder, split: str, data_dir: str | None, download: bool) -> Split:
+  """A split of a tfds builder (or dataset name), prepared as ArrayRecord, read as a data source."""
   import tensorflow_datasets as tfds  # Imported on use: it is slow to import.
 
   tfds.disable_progress_bar()
-
   try:
-    if isinstance(builder_or_name, str):
-      builder = tfds.builder(builder_or_name, data_dir=data_dir)
-    else:
-      builder = builder_or_name
+    if isinstance(builder, str):
+      builder = tfds.builder(builder, data_dir=data_dir)
+    if not download and not builder.is_prepared():
+      raise UserError(f"tfds dataset {builder.name!r} is not prepared in {builder.data_dir} and "
+                      f"data.download is False; prepare it once with network access, copy it "
+                      f"there, or set data.data_dir")
     if download:
       builder.download_and_prepare(file_format="array_record")
     source = builder.as_data_source(split=split)
   except (tfds.core.registered.DatasetNotFoundError, KeyError, ValueError) as e:
-    raise UserError(f"tfds dataset {getattr(builder, 'name', builder_or_name)!r}, split {split!r}: "
-                    f"{str(e).splitlines()[0]}; check config keys data.name and data.train_split / "
+    raise UserError(f"tfds dataset {getattr(builder, 'name', builder)!r}, split {split!r}: "
+                    f"{_first_line(e)}; check config keys data.name, data.train_split and "
                     f"data.eval_split") from None
+  except UserError:
+    raise
   except Exception as e:  # Download and preparation errors come in many types.
-    raise UserError(f"could not prepare tfds dataset {builder_or_name!r} in "
-                    f"{data_dir or tfds.core.constants.DATA_DIR}: {type(e).__name__}: "
-                    f"{str(e).splitlines()[0] if str(e) else ''}; prepare it once on a machine with "
-                    f"network access (or copy it there) and set data.data_dir") from None
+    raise UserError(f"could not prepare tfds dataset {getattr(builder, 'name', builder)!r} in "
+                    f"{data_dir or tfds.core.constants.DATA_DIR} ({type(e).__name__}: "
+                    f"{_first_line(e)}); prepare it once on a machine with network access, copy "
+                    f"it there, and set data.data_dir") from None
   features = builder.info.features
   if "image" not in features:
     raise UserError(f"tfds dataset {builder.name!r} has no 'image' feature; jaxvae models images")
@@ -132,7 +141,7 @@ def load_split(data: ml_collections.ConfigDict, split: str) -> Split:
     return _tfds_split(EmbeddedDigits(data_dir=data_dir, file_format="array_record"), split,
                        data_dir, download=True)
   if data.source == "tfds":
-    return _tfds_split(data.name, split, data_dir, download=True)
+    return _tfds_split(data.name, split, data_dir, download=data.download)
   return _npz_split(data.path, split)
 
 

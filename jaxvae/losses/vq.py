@@ -1,0 +1,77 @@
+"""VQ-VAE: nearest-code quantization, the straight-through estimator and the VQ-VAE loss
+(van den Oord et al., 2017, "Neural Discrete Representation Learning", eq. 3).
+
+Shapes: encoder outputs `z_e [..., L, D]` are L latent vectors of size D per example (a `[H, W, D]`
+grid flattened to `L = H * W`); the codebook is `[N, D]`; codes are integers `[..., L]`.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Quantized(NamedTuple):
+  """The result of `vector_quantize`."""
+
+  z_q: jax.Array  # [..., D] straight-through output: value e, gradient passed to z_e
+  codes: jax.Array  # [...] int32 indices of the nearest codes
+  codewords: jax.Array  # [..., D] e = codebook[codes], differentiable w.r.t. the codebook
+
+
+def nearest_codes(z_e: jax.Array, codebook: jax.Array) -> jax.Array:
+  """`argmin_n |z_e - codebook_n|^2`: `[..., D], [N, D] -> [...]` int32.
+
+  Uses `|z|^2 - 2 z.e + |e|^2` at `precision='highest'`, so memory is `[..., N]`, not `[..., N, D]`.
+  """
+  cross = jnp.einsum("...d,nd->...n", z_e, codebook, precision=jax.lax.Precision.HIGHEST)
+  dist = (jnp.sum(jnp.square(z_e), axis=-1, keepdims=True) - 2.0 * cross
+          + jnp.sum(jnp.square(codebook), axis=-1))
+  return jnp.argmin(dist, axis=-1).astype(jnp.int32)
+
+
+def straight_through(z_e: jax.Array, e: jax.Array) -> jax.Array:
+  """`z_q = z_e + sg(e - z_e)`: forward value `e`, gradient `d z_q / d z_e = I`, none to `e`."""
+  return z_e + jax.lax.stop_gradient(e - z_e)
+
+
+def vector_quantize(z_e: jax.Array, codebook: jax.Array) -> Quantized:
+  """Quantizes each vector of `z_e [..., D]` to its nearest code of `codebook [N, D]`.
+
+  Returns `Quantized(z_q, codes, codewords)`: feed `z_q` to the decoder, and `z_e, codewords` to
+  `vq_vae_loss`.
+  """
+  codes = nearest_codes(jax.lax.stop_gradient(z_e), jax.lax.stop_gradient(codebook))
+  codewords = jnp.take(codebook, codes, axis=0)
+  return Quantized(straight_through(z_e, codewords), codes, codewords)
+
+
+def vq_codebook_loss(z_e: jax.Array, e: jax.Array) -> jax.Array:
+  """`|sg(z_e) - e|^2` summed over the last axis: `[..., D] -> [...]`; its gradient moves only `e`."""
+  return jnp.sum(jnp.square(jax.lax.stop_gradient(z_e) - e), axis=-1)
+
+
+def vq_commitment_loss(z_e: jax.Array, e: jax.Array) -> jax.Array:
+  """`|z_e - sg(e)|^2` summed over the last axis: `[..., D] -> [...]`; its gradient moves only `z_e`."""
+  return jnp.sum(jnp.square(z_e - jax.lax.stop_gradient(e)), axis=-1)
+
+
+def vq_vae_loss(
+    log_likelihood: jax.Array, z_e: jax.Array, e: jax.Array, commitment_cost: float = 0.25
+) -> jax.Array:
+  """The VQ-VAE loss per example, to minimize: `[...]`.
+
+  `-log p(x | z_q) + sum_{l,d} (sg(z_e) - e)^2 + beta * sum_{l,d} (z_e - sg(e))^2`, where
+  `log_likelihood [...]` is the decoder's `log p(x | z_q)` at the straight-through `z_q`,
+  `z_e, e [..., L, D]` and `beta = commitment_cost` (0.25 in the paper). Squared errors are summed
+  over latents, like the log-likelihood over pixels (the paper's code averages them; rescale
+  `commitment_cost` and the codebook term's learning rate to match). Codebook EMA updates
+  replace the codebook term: then use `-log_likelihood + commitment_cost * sum vq_commitment_loss`.
+
+  Example:
+    >>> q = vector_quantize(encoder(x), codebook)
+    >>> loss = vq_vae_loss(bernoulli_log_prob(x, decoder(q.z_q)), z_e, q.codewords)
+  """
+  codebook = jnp.sum(vq_codebook_loss(z_e, e), axis=-1)
+  commitment = jnp.sum(vq_commitment_loss(z_e, e), axis=-1)
+  return -log_likelihood + codebook + commitment_cost * commitment
