@@ -157,9 +157,11 @@ def _binarize(element: dict, rng: np.random.Generator) -> dict:
   return {**element, "image": (rng.random(image.shape) < image).astype(np.float32)}
 
 
-def _static_binarize(seed: int, salt: int):
+def _static_binarize(seed: int, salt: int, num_examples: int):
+  """A fixed draw per example: its generator is seeded by (seed, salt, example index)."""
   def binarize(index: int, element: dict) -> dict:
-    return _binarize(element, np.random.default_rng((seed, salt, index)))
+    # Repeated datasets pass indices past the end (epoch * N + i); the example is i.
+    return _binarize(element, np.random.default_rng((seed, salt, index % num_examples)))
   return binarize
 
 
@@ -174,7 +176,7 @@ def train_batches(config: ml_collections.ConfigDict, split: Split) -> grain.MapD
                     f"processes ({processes})")
   ds = grain.MapDataset.source(split.source).map(_scaled(split))
   if config.data.binarize == "static":
-    ds = ds.map_with_index(_static_binarize(config.seed, _TRAIN_BINARIZE_SALT))
+    ds = ds.map_with_index(_static_binarize(config.seed, _TRAIN_BINARIZE_SALT, len(ds)))
   ds = ds.seed(config.seed).shuffle()
   if config.data.binarize == "dynamic":
     ds = ds.random_map(_binarize)
@@ -202,7 +204,7 @@ def eval_batches(config: ml_collections.ConfigDict, split: Split,
                     f"processes ({processes})")
   ds = grain.MapDataset.source(split.source).map(_scaled(split))
   if config.data.binarize != "none":
-    ds = ds.map_with_index(_static_binarize(config.seed, _EVAL_BINARIZE_SALT))
+    ds = ds.map_with_index(_static_binarize(config.seed, _EVAL_BINARIZE_SALT, len(ds)))
   local = batch_size // processes
   num = len(ds)
   for start in range(0, num, batch_size):

@@ -31,8 +31,9 @@ def elbo_kl_form(log_likelihood: jax.Array, kl: jax.Array, beta: jax.Array | flo
     beta: the KL weight: 1 for the ELBO (Kingma & Welling, 2014), > 1 for a beta-VAE (Higgins et
       al., 2017), or a warm-up value from `kl_warmup_beta` (may be a traced scalar).
 
-  With `beta = 1` and a Monte Carlo KL this equals `elbo(log_weights)` on the same samples; with the
-  analytic KL it has lower variance.
+  With `beta = 1` and a Monte Carlo KL this equals `elbo(log_weights)` on the same samples. Neither
+  form has uniformly lower variance: the analytic KL removes the KL's sampling noise, while the
+  Monte Carlo form has zero variance when q is the exact posterior (Roeder et al., 2017).
 
   Example:
     >>> elbo_kl_form(bernoulli_log_prob(x, logits), kl_diag_gaussian_standard_normal(mean, log_var))

@@ -67,7 +67,7 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, *, model: nn.Modu
   grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   metrics["learning_rate"] = schedule(state.step)
-  metrics["grad_norm"] = optax.global_norm(grads)
+  metrics["grad_norm"] = optax.tree.norm(grads)
   new_state = TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                          opt_state=opt_state)
   return new_state, metrics
