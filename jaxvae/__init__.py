@@ -6,7 +6,7 @@ The public API; everything else may change between versions.
 from jaxvae import distributions, losses
 from jaxvae.config import get_config
 from jaxvae.errors import UserError
-from jaxvae.eval import evaluate, importance_sampled_log_px, sample_to_png
+from jaxvae.eval import evaluate, sample_to_png
 from jaxvae.models import VAE, LogWeights, build_model
 from jaxvae.train import train_and_evaluate
 
@@ -20,7 +20,6 @@ __all__ = [
     "distributions",
     "evaluate",
     "get_config",
-    "importance_sampled_log_px",
     "losses",
     "sample_to_png",
     "train_and_evaluate",

@@ -1,9 +1,12 @@
-"""Importance-sampled log p(x) for any model, and the evaluation of a checkpoint on a split."""
+"""The evaluation of a checkpoint on a split: importance-sampled log p(x) for any model.
+
+The estimate is `jaxvae.losses.chunked_iwae_bound` with large K: per-example keys
+`fold_in(key(eval.seed), example_id)`, chunks of samples reduced with a running logsumexp.
+"""
 
 import math
 import os
 import time
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -18,47 +21,6 @@ from jaxvae.train import checkpoint as checkpoint_lib
 from jaxvae.train import mesh as mesh_lib
 from jaxvae.train.metrics import MetricWriter, read_jsonl
 from jaxvae.train.state import abstract_params
-
-LogWeightsFn = Callable[[jax.Array, jax.Array], jax.Array]  # (x [B, ...], keys [C, B]) -> [C, B]
-
-
-def importance_sampled_log_px(log_weights_fn: LogWeightsFn, x: jax.Array, example_keys: jax.Array,
-                              num_samples: int, chunk_size: int) -> tuple[jax.Array, jax.Array]:
-  """`log p(x) ~= logsumexp_k log w_k - log K` and the ELBO `mean_k log w_k`, per example.
-
-  Samples are drawn `chunk_size` at a time and reduced with a running logsumexp, so memory does not
-  grow with K. Sample k of example b uses the key `fold_in(example_keys[b], k)`: the result does not
-  depend on the batch size, the chunk size or the device count.
-
-  Args:
-    log_weights_fn: `(x [B, ...], keys [C, B]) -> [C, B]` log importance weights.
-    x: `[B, ...]` examples.
-    example_keys: `[B]` one random key per example.
-    num_samples: K.
-    chunk_size: samples per chunk; K need not be a multiple of it.
-
-  Returns:
-    `(log_px [B], elbo [B])`.
-  """
-  chunk_size = min(chunk_size, num_samples)
-
-  def add_chunk(carry, first):
-    running_lse, running_sum = carry
-    sample_ids = first + jnp.arange(chunk_size)
-    keys = jax.vmap(lambda k: jax.vmap(lambda ek: jax.random.fold_in(ek, k))(example_keys))(
-        sample_ids)  # [C, B]
-    log_w = log_weights_fn(x, keys)
-    valid = (sample_ids < num_samples)[:, None]
-    chunk_lse = jax.nn.logsumexp(jnp.where(valid, log_w, -jnp.inf), axis=0)
-    return (jnp.logaddexp(running_lse, chunk_lse),
-            running_sum + jnp.sum(jnp.where(valid, log_w, 0.0), axis=0)), None
-
-  batch = x.shape[0]
-  init = (jnp.full((batch,), -jnp.inf, jnp.float32), jnp.zeros((batch,), jnp.float32))
-  starts = jnp.arange(0, num_samples, chunk_size)
-  (lse, total), _ = jax.lax.scan(add_chunk, init, starts)
-  return lse - math.log(num_samples), total / num_samples
-
 
 def eval_path(workdir: str) -> str:
   return os.path.join(workdir, "eval", "log_likelihood.jsonl")
@@ -95,9 +57,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *, step: int | Non
 
   def estimate(params, x, ids):
     example_keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.key(config.eval.seed), ids)
-    log_weights_fn = lambda x, keys: model.apply(  # noqa: E731
+    log_weights_fn = lambda keys: model.apply(  # noqa: E731
         {"params": params}, x, keys, method=model.log_weights).values
-    return importance_sampled_log_px(log_weights_fn, x, example_keys, num_samples,
+    return losses.chunked_iwae_bound(log_weights_fn, example_keys, num_samples,
                                      config.eval.chunk_size)
 
   estimate = jax.jit(estimate, in_shardings=(mesh_lib.replicated(mesh),
