@@ -117,8 +117,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
       ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok:
       raise UserError(f"config key '{key}' must be of type {expected.__name__}, got {value!r}")
-  for key in schema.keys() - values.keys():
-    raise UserError(f"config key '{key}' is missing; start config files from jaxvae.config.get_config()")
+  missing = sorted(schema.keys() - values.keys())
+  if missing:
+    raise UserError(f"config key '{missing[0]}' is missing; start config files from "
+                    f"jaxvae.config.get_config()")
   for key, choices in _CHOICES.items():
     if values[key] not in choices:
       raise UserError(f"config key '{key}' is {values[key]!r}; choose one of {', '.join(choices)}")

@@ -214,7 +214,3 @@ def eval_batches(config: ml_collections.ConfigDict, split: Split,
            "label": np.stack([e["label"] for e in elements]),
            "id": ids.astype(np.int32),
            "mask": ids < num}
-
-
-def num_examples(split: Split) -> int:
-  return len(split.source)
