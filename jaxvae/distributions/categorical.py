@@ -65,7 +65,9 @@ def uniform_categorical_log_prob(x: jax.Array, num_classes: int) -> jax.Array:
   return jnp.full(jnp.shape(x)[:-1], -jnp.shape(x)[-1] * math.log(num_classes), jnp.float32)
 
 
-def uniform_categorical_sample(key: jax.Array, shape: tuple[int, ...], num_classes: int) -> jax.Array:
+def uniform_categorical_sample(
+    key: jax.Array, shape: tuple[int, ...], num_classes: int
+) -> jax.Array:
   """Integer classes of the given `shape` (`[..., D]`, int32), uniform over `num_classes`."""
   return jax.random.randint(key, shape, 0, num_classes, jnp.int32)
 

@@ -50,7 +50,8 @@ def full_gaussian_sample(key: jax.Array, mean: jax.Array, scale_tril: jax.Array)
   """Reparameterized draw `mean + L eps`, `eps ~ N(0, I_D)`: `[..., D]`."""
   shape = jnp.broadcast_shapes(mean.shape, scale_tril.shape[:-1])
   eps = jax.random.normal(key, shape, mean.dtype)
-  return mean + jnp.einsum("...ij,...j->...i", jnp.tril(scale_tril), eps)
+  return mean + jnp.einsum("...ij,...j->...i", jnp.tril(scale_tril), eps,
+                           precision=jax.lax.Precision.HIGHEST)
 
 
 def full_gaussian_entropy(scale_tril: jax.Array) -> jax.Array:

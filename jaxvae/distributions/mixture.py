@@ -36,7 +36,8 @@ def mixture_diag_gaussian_sample(
   key_component, key_noise = jax.random.split(key)
   batch = jnp.broadcast_shapes(logits.shape[:-1], means.shape[:-2], log_vars.shape[:-2])
   d = jnp.broadcast_shapes(means.shape[-1:], log_vars.shape[-1:])[0]
-  component = jax.random.categorical(key_component, jnp.broadcast_to(logits, batch + logits.shape[-1:]))
+  logits = jnp.broadcast_to(logits, batch + logits.shape[-1:])
+  component = jax.random.categorical(key_component, logits)
   one_hot = jax.nn.one_hot(component, logits.shape[-1], dtype=means.dtype)[..., None]  # [..., M, 1]
   mean = jnp.sum(one_hot * means, axis=-2)
   log_var = jnp.sum(one_hot * log_vars, axis=-2)

@@ -19,7 +19,9 @@ def elbo(log_weights: jax.Array) -> jax.Array:
   return jnp.mean(log_weights, axis=0)
 
 
-def elbo_kl_form(log_likelihood: jax.Array, kl: jax.Array, beta: jax.Array | float = 1.0) -> jax.Array:
+def elbo_kl_form(
+    log_likelihood: jax.Array, kl: jax.Array, beta: jax.Array | float = 1.0
+) -> jax.Array:
   """The ELBO as reconstruction minus KL, `E_q[log p(x | z)] - beta * KL(q(z | x) || p(z))`: `[B]`.
 
   Args:

@@ -44,6 +44,7 @@ def leave_one_out_baseline(f: jax.Array) -> jax.Array:
   """
   k = f.shape[0]
   if k < 2:
-    raise ValueError(f"leave_one_out_baseline needs at least 2 samples on axis 0, got shape {f.shape}")
+    raise ValueError(
+        f"leave_one_out_baseline needs at least 2 samples on axis 0, got shape {f.shape}")
   f = jax.lax.stop_gradient(f)
   return (jnp.sum(f, axis=0, keepdims=True) - f) / (k - 1)
