@@ -9,7 +9,7 @@ import ml_collections
 
 from jaxvae.errors import UserError
 
-DATA_SOURCES = ("embedded", "tfds", "npz")
+DATA_SOURCES = ("embedded", "tfds", "npz", "toy")
 BINARIZATIONS = ("dynamic", "static", "none")
 LIKELIHOODS = ("bernoulli",)
 MODEL_KINDS = ("vae",)
@@ -22,7 +22,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.seed = 0
 
   config.data = ml_collections.ConfigDict()
-  config.data.source = "embedded"  # embedded | tfds | npz
+  config.data.source = "embedded"  # embedded | tfds | npz | toy (1-D bimodal data)
   config.data.name = "digits"  # embedded: digits; tfds: any image dataset name (mnist, ...)
   config.data.path = ""  # npz: path of the .npz file
   config.data.data_dir = ""  # tfds: where datasets are prepared; "" = TFDS_DATA_DIR or ~/tensorflow_datasets
@@ -134,6 +134,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
       not isinstance(h, int) or h <= 0 for h in values["model.hidden_sizes"]):
     raise UserError(f"config key 'model.hidden_sizes' must be a non-empty tuple of positive ints, "
                     f"got {values['model.hidden_sizes']!r}")
+  if values["data.source"] == "toy" and values["data.binarize"] != "none":
+    raise UserError("the toy data are real-valued: set data.binarize='none'")
   if values["data.source"] == "npz" and not values["data.path"]:
     raise UserError("config key 'data.path' must name a .npz file when data.source is 'npz'")
 

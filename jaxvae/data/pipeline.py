@@ -1,6 +1,6 @@
 """One input pipeline for every source: a random-access source, grain, and global `jax.Array` batches.
 
-Elements are dicts `{'image': float32 [H, W, C] in [0, 1], 'label': int64}` (label -1 if none).
+Elements are dicts `{"image": float32 [H, W, C] in [0, 1], "label": int32}` (label -1 if none).
 Training batches are a `grain.MapDataset` indexed by step, so the batch of step `s` is a pure
 function of (seed, s): resuming at step `s` sees exactly the batches an uninterrupted run would, on
 any number of hosts, and no iterator state needs saving. Process `p` of `P` reads only rows
@@ -142,13 +142,20 @@ def load_split(data: ml_collections.ConfigDict, split: str) -> Split:
                        data_dir, download=True)
   if data.source == "tfds":
     return _tfds_split(data.name, split, data_dir, download=data.download)
+  if data.source == "toy":
+    from jaxvae.data.toy import toy_arrays
+
+    if split not in ("train", "test"):
+      raise UserError(f"the toy data has splits 'train' and 'test', not {split!r}")
+    x, component = toy_arrays(split)
+    return Split(_ArraySource(x, component), 1.0, (1,))
   return _npz_split(data.path, split)
 
 
 def _scaled(split: Split):
   def scale(element):
     return {"image": element["image"].astype(np.float32) / split.max_value,
-            "label": np.int64(element["label"])}
+            "label": np.int32(element["label"])}
   return scale
 
 

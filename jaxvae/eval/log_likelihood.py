@@ -55,23 +55,23 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *, step: int | Non
       step, abstract_params(model, data.image_shape, mesh_lib.replicated(mesh)))
   checkpoints.close()
 
-  def estimate(params, x, ids):
+  def estimate(params, x, labels, ids):
     example_keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.key(config.eval.seed), ids)
     log_weights_fn = lambda keys: model.apply(  # noqa: E731
-        {"params": params}, x, keys, method=model.log_weights).values
+        {"params": params}, x, keys, labels, method=model.log_weights).values
     return losses.chunked_iwae_bound(log_weights_fn, example_keys, num_samples,
                                      config.eval.chunk_size)
 
-  estimate = jax.jit(estimate, in_shardings=(mesh_lib.replicated(mesh),
-                                             mesh_lib.batch_sharding(mesh),
-                                             mesh_lib.batch_sharding(mesh)),
+  batch_sharding = mesh_lib.batch_sharding(mesh)
+  estimate = jax.jit(estimate, in_shardings=(mesh_lib.replicated(mesh), batch_sharding,
+                                             batch_sharding, batch_sharding),
                      out_shardings=mesh_lib.replicated(mesh))
   start = time.perf_counter()
   log_px, elbo = [], []
   with jax.default_matmul_precision("highest"):
     for local in data_lib.eval_batches(config, data, config.eval.batch_size):
-      batch = mesh_lib.global_batch({k: local[k] for k in ("image", "id", "mask")}, mesh)
-      lp, el = estimate(params, batch["image"], batch["id"])
+      batch = mesh_lib.global_batch(local, mesh)
+      lp, el = estimate(params, batch["image"], batch["label"], batch["id"])
       mask = np.asarray(jax.device_get(batch["mask"]))
       log_px.append(np.asarray(lp, np.float64)[mask])
       elbo.append(np.asarray(el, np.float64)[mask])

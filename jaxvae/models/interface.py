@@ -8,13 +8,15 @@ import jax
 class LogWeights(NamedTuple):
   """The terms of `log w = log p(x | z) + log p(z) - log q(z | x)` for `z_kb ~ q(z | x_b)`.
 
-  Every field is `[K, B]`: sample k of example b. Bounds, estimators and metrics are functions of
+  The first three fields are `[K, B]`: sample k of example b; their sum over layers for
+  hierarchical models, which also fill `layer_kl`. Bounds, estimators and metrics are functions of
   these arrays (`jaxvae.losses`), so they never special-case a model.
   """
 
   log_likelihood: jax.Array  # log p(x_b | z_kb)
   log_prior: jax.Array  # log p(z_kb)
   log_posterior: jax.Array  # log q(z_kb | x_b)
+  layer_kl: jax.Array | None = None  # [L, K, B] per-layer KL estimates of hierarchical models
 
   @property
   def values(self) -> jax.Array:

@@ -34,17 +34,20 @@ class VAE(nn.Module):
     """`[..., L]` -> likelihood logits `[..., D]` on the flattened image."""
     return self.decoder(z)
 
-  def log_weights(self, x: jax.Array, keys: jax.Array) -> LogWeights:
+  def log_weights(self, x: jax.Array, keys: jax.Array,
+                  labels: jax.Array | None = None) -> LogWeights:
     """Terms of the log importance weights for `z_kb ~ q(z | x_b)` drawn with `keys[k, b]`.
 
     Args:
       x: `[B, *data_shape]`.
       keys: `[K, B]` random keys, one per (sample, example), so the draws do not depend on how
         samples or examples are batched.
+      labels: `[B]` int class labels; conditional models use them, this one ignores them.
 
     Returns:
       `LogWeights` with `[K, B]` fields.
     """
+    del labels
     mean, log_var = self.encode(x)
     draw = jax.vmap(jax.vmap(D.diag_gaussian_sample))  # over K, then B
     z = draw(keys, jnp.broadcast_to(mean, keys.shape + mean.shape[-1:]),
@@ -66,5 +69,6 @@ class VAE(nn.Module):
     mean, _ = self.encode(x)
     return D.bernoulli_mean(self.decode(mean)).reshape(x.shape)
 
-  def __call__(self, x: jax.Array, keys: jax.Array) -> LogWeights:
-    return self.log_weights(x, keys)
+  def __call__(self, x: jax.Array, keys: jax.Array,
+               labels: jax.Array | None = None) -> LogWeights:
+    return self.log_weights(x, keys, labels)

@@ -98,7 +98,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                   config.data.num_threads)
   pending, last_log = [], (start_step, time.perf_counter())
   for step in range(start_step + 1, config.train.num_steps + 1):
-    batch = mesh_lib.global_batch({"image": next(batches)["image"]}, mesh)
+    batch = mesh_lib.global_batch(next(batches), mesh)
     state, metrics = step_fn(state, batch, train_key)
     pending.append(metrics)
     if step % config.train.log_every == 0 or step == config.train.num_steps:

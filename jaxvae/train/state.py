@@ -58,11 +58,16 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, *, model: nn.Modu
   bound = {"elbo": losses.elbo, "iwae": losses.iwae_bound}[objective]
 
   def loss_fn(params):
-    log_weights = model.apply({"params": params}, images, keys, method=model.log_weights)
+    log_weights = model.apply({"params": params}, images, keys, batch.get("label"),
+                              method=model.log_weights)
     loss = -jnp.mean(bound(log_weights.values))
-    return loss, {"loss": loss, "elbo": jnp.mean(losses.elbo(log_weights.values)),
-                  "kl": jnp.mean(log_weights.kl),
-                  "log_likelihood": jnp.mean(log_weights.log_likelihood)}
+    metrics = {"loss": loss, "elbo": jnp.mean(losses.elbo(log_weights.values)),
+               "kl": jnp.mean(log_weights.kl),
+               "log_likelihood": jnp.mean(log_weights.log_likelihood)}
+    if log_weights.layer_kl is not None:
+      for layer, kl in enumerate(jnp.mean(log_weights.layer_kl, axis=(1, 2))):
+        metrics[f"kl_layer_{layer}"] = kl
+    return loss, metrics
 
   grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
