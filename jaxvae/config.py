@@ -9,8 +9,9 @@ import ml_collections
 
 from jaxvae.errors import UserError
 
-DATA_SOURCES = ("embedded", "tfds", "npz", "toy")
+DATA_SOURCES = ("embedded", "tfds", "npz", "folder", "toy")
 BINARIZATIONS = ("dynamic", "static", "none")
+SCALES = ("unit", "symmetric")
 LIKELIHOODS = ("bernoulli",)
 MODEL_KINDS = ("vae",)
 OBJECTIVES = ("elbo", "iwae")
@@ -22,14 +23,19 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.seed = 0
 
   config.data = ml_collections.ConfigDict()
-  config.data.source = "embedded"  # embedded | tfds | npz | toy (1-D bimodal data)
+  config.data.source = "embedded"  # embedded | tfds | npz | folder | toy (1-D bimodal data)
   config.data.name = "digits"  # embedded: digits; tfds: any image dataset name (mnist, ...)
-  config.data.path = ""  # npz: path of the .npz file
+  config.data.path = ""  # npz: the .npz file; folder: the folder holding one folder per split
   config.data.data_dir = ""  # tfds: where datasets are prepared; "" = TFDS_DATA_DIR or ~/tensorflow_datasets
   config.data.download = True  # tfds: download and prepare the dataset if it is missing
   config.data.train_split = "train"
   config.data.eval_split = "test"
   config.data.binarize = "dynamic"  # dynamic: fresh draw per visit; static: fixed draw; none
+  config.data.dequantize = False  # add U[0, 1) noise to integer levels (continuous likelihoods)
+  config.data.num_bits = 0  # reduce 8-bit data to 2^num_bits levels; 0 keeps the source's levels
+  config.data.scale = "unit"  # unit: [0, 1]; symmetric: [-1, 1]
+  config.data.crop = 0  # center crop to crop x crop pixels; 0: none
+  config.data.resize = 0  # resize to resize x resize pixels (after the crop); 0: none
   config.data.num_threads = 2
 
   config.model = ml_collections.ConfigDict()
@@ -48,6 +54,20 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.train.checkpoint_every = 2_000
   config.train.keep_checkpoints = 3
   config.train.num_devices = 0  # 0 = every device of every process
+  config.train.optimizer = "adam"  # adam | adamw
+  config.train.weight_decay = 0.0  # adamw: decoupled weight decay (Loshchilov & Hutter, 2019)
+  config.train.warmup_steps = 0  # linear warm-up from 0 to train.learning_rate
+  config.train.decay = "constant"  # constant | cosine | linear, from warm-up end to num_steps
+  config.train.end_learning_rate_fraction = 0.0  # cosine/linear: final rate / learning_rate
+  config.train.clip_grad_norm = 0.0  # clip the gradient to this global norm; 0 = off
+  config.train.accumulate_steps = 1  # micro-batches per update (gradient accumulation)
+  config.train.ema_decay = 0.0  # EMA of params, used by eval and sampling; 0 = off (e.g. 0.999)
+  config.train.skip_grad_norm = 0.0  # also skip updates whose gradient norm exceeds this; 0 = off
+  config.train.max_consecutive_skips = 20  # past this many skipped updates in a row: stop
+  config.train.steps_per_call = 10  # train steps per device call (a lax.scan over batches)
+  config.train.keep_every = 0  # also keep every checkpoint whose step is a multiple; 0 = off
+  config.train.compute_dtype = "float32"  # float32 | bfloat16 (params stay float32)
+  config.train.progress_bar = True  # a progress bar with ETA when stdout is a terminal
 
   config.eval = ml_collections.ConfigDict()
   config.eval.num_samples = 1_000  # K of the importance-sampled log p(x)
@@ -83,6 +103,7 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 _CHOICES = {
     "data.source": DATA_SOURCES,
     "data.binarize": BINARIZATIONS,
+    "data.scale": SCALES,
     "model.kind": MODEL_KINDS,
     "model.likelihood": LIKELIHOODS,
     "train.objective": OBJECTIVES,
@@ -92,7 +113,7 @@ _POSITIVE = (
     "train.num_steps", "train.learning_rate", "train.log_every", "train.checkpoint_every",
     "train.keep_checkpoints", "eval.num_samples", "eval.chunk_size", "eval.batch_size",
 )
-_NON_NEGATIVE = ("seed", "eval.seed", "train.num_devices")
+_NON_NEGATIVE = ("seed", "eval.seed", "train.num_devices", "data.crop", "data.resize")
 
 
 def _flatten(config, prefix=""):
@@ -134,10 +155,52 @@ def validate(config: ml_collections.ConfigDict) -> None:
       not isinstance(h, int) or h <= 0 for h in values["model.hidden_sizes"]):
     raise UserError(f"config key 'model.hidden_sizes' must be a non-empty tuple of positive ints, "
                     f"got {values['model.hidden_sizes']!r}")
+  if not 0 <= values["data.num_bits"] <= 8:
+    raise UserError(f"config key 'data.num_bits' must be 0 (keep) or 1..8, got "
+                    f"{values['data.num_bits']}")
+  if values["data.binarize"] != "none" and (values["data.dequantize"] or
+                                            values["data.scale"] != "unit"):
+    raise UserError("binarized data are {0, 1}: with data.binarize set, use data.dequantize=False "
+                    "and data.scale='unit' (or set data.binarize='none')")
   if values["data.source"] == "toy" and values["data.binarize"] != "none":
     raise UserError("the toy data are real-valued: set data.binarize='none'")
-  if values["data.source"] == "npz" and not values["data.path"]:
-    raise UserError("config key 'data.path' must name a .npz file when data.source is 'npz'")
+  if values["data.source"] in ("npz", "folder") and not values["data.path"]:
+    raise UserError(f"config key 'data.path' must name the {values['data.source']} data when "
+                    f"data.source is {values['data.source']!r}")
+  _validate_train(values)
+
+
+_TRAIN_CHOICES = {
+    "train.optimizer": ("adam", "adamw"),
+    "train.decay": ("constant", "cosine", "linear"),
+    "train.compute_dtype": ("float32", "bfloat16"),
+}
+
+
+def _validate_train(values: dict) -> None:
+  """The optimizer, schedule, accumulation, EMA, skipping and step-chunking keys of `train`."""
+  for key, choices in _TRAIN_CHOICES.items():
+    if values[key] not in choices:
+      raise UserError(f"config key '{key}' is {values[key]!r}; choose one of {', '.join(choices)}")
+  for key in ("train.accumulate_steps", "train.steps_per_call"):
+    if values[key] < 1:
+      raise UserError(f"config key '{key}' must be >= 1, got {values[key]!r}")
+  for key in ("train.weight_decay", "train.warmup_steps", "train.clip_grad_norm",
+              "train.skip_grad_norm", "train.max_consecutive_skips", "train.keep_every"):
+    if values[key] < 0:
+      raise UserError(f"config key '{key}' must be >= 0 (0 turns it off), got {values[key]!r}")
+  for key in ("train.ema_decay", "train.end_learning_rate_fraction"):
+    if not 0 <= values[key] < 1 + (key == "train.end_learning_rate_fraction"):
+      raise UserError(f"config key '{key}' must be in [0, 1{']' if 'fraction' in key else ')'}, "
+                      f"got {values[key]!r}")
+  if values["train.weight_decay"] and values["train.optimizer"] != "adamw":
+    raise UserError("config key 'train.weight_decay' needs train.optimizer='adamw'")
+  if values["train.warmup_steps"] >= values["train.num_steps"] and values["train.decay"] != "constant":
+    raise UserError(f"train.warmup_steps={values['train.warmup_steps']} leaves no steps to decay "
+                    f"over (train.num_steps={values['train.num_steps']}); lower it")
+  if values["train.batch_size"] % values["train.accumulate_steps"]:
+    raise UserError(f"train.batch_size={values['train.batch_size']} must be divisible by "
+                    f"train.accumulate_steps={values['train.accumulate_steps']}")
 
 
 def save_config(config: ml_collections.ConfigDict, path: str) -> None:

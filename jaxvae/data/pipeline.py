@@ -16,10 +16,11 @@ import jax
 import ml_collections
 import numpy as np
 
+from jaxvae.data import preprocess
 from jaxvae.errors import UserError
 
-_TRAIN_BINARIZE_SALT = 1
-_EVAL_BINARIZE_SALT = 2
+_TRAIN_SALT = 1  # Seeds of fixed per-example draws differ between training and evaluation.
+_EVAL_SALT = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,8 +131,37 @@ def _npz_split(path: str, split: str) -> Split:
   return Split(_ArraySource(images, labels.astype(np.int64)), max_value, images.shape[1:])
 
 
+class _Cropped:
+  """A source whose images are center-cropped and resized (`preprocess.crop_and_resize`)."""
+
+  def __init__(self, source, crop: int, resize: int):
+    self._source, self._crop, self._resize = source, crop, resize
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, index: int) -> dict:
+    element = self._source[index]
+    image = preprocess.crop_and_resize(element["image"], self._crop, self._resize)
+    return {**element, "image": image}
+
+
 def load_split(data: ml_collections.ConfigDict, split: str) -> Split:
   """The split `split` of the dataset named by the `data` section of a config."""
+  loaded = _load_source(data, split)
+  if not (data.crop or data.resize):
+    return loaded
+  shape = loaded.image_shape
+  if len(shape) != 3:
+    raise UserError(f"data.crop / data.resize need [H, W, C] images; this split has shape {shape}")
+  if data.crop > min(shape[:2]):
+    raise UserError(f"data.crop={data.crop} is larger than the images ({shape[0]}x{shape[1]})")
+  side = data.resize or data.crop
+  return Split(_Cropped(loaded.source, data.crop, data.resize), loaded.max_value,
+               (side, side, shape[2]))
+
+
+def _load_source(data: ml_collections.ConfigDict, split: str) -> Split:
   data_dir = data.data_dir or None
   if data.source == "embedded":
     if data.name != "digits":
@@ -149,44 +179,42 @@ def load_split(data: ml_collections.ConfigDict, split: str) -> Split:
       raise UserError(f"the toy data has splits 'train' and 'test', not {split!r}")
     x, component = toy_arrays(split)
     return Split(_ArraySource(x, component), 1.0, (1,))
+  if data.source == "folder":
+    from jaxvae.data.folder import ImageFolder
+
+    folder = ImageFolder(data.path, split, same_shape=not (data.crop or data.resize))
+    return Split(folder, 255.0, folder.shape)
   return _npz_split(data.path, split)
 
 
-def _scaled(split: Split):
-  def scale(element):
-    return {"image": element["image"].astype(np.float32) / split.max_value,
-            "label": np.int32(element["label"])}
-  return scale
-
-
-def _binarize(element: dict, rng: np.random.Generator) -> dict:
-  image = element["image"]
-  return {**element, "image": (rng.random(image.shape) < image).astype(np.float32)}
-
-
-def _static_binarize(seed: int, salt: int, num_examples: int):
-  """A fixed draw per example: its generator is seeded by (seed, salt, example index)."""
-  def binarize(index: int, element: dict) -> dict:
-    # Repeated datasets pass indices past the end (epoch * N + i); the example is i.
-    return _binarize(element, np.random.default_rng((seed, salt, index % num_examples)))
-  return binarize
+def _pipeline(config: ml_collections.ConfigDict, split: Split, salt: int,
+              per_visit_draws: bool) -> grain.MapDataset:
+  """Preprocessed examples of `split`, shuffled if `per_visit_draws` (training), in order if not."""
+  data = config.data
+  top = preprocess.num_levels(data, split.max_value)
+  ds = grain.MapDataset.source(split.source).map(preprocess.levels(data))
+  drawn = preprocess.needs_draw(data)
+  redrawn = drawn and per_visit_draws and data.binarize != "static"
+  if drawn and not redrawn:
+    ds = ds.map_with_index(preprocess.fixed_draw(data, top, config.seed, salt, len(ds)))
+  if per_visit_draws:
+    ds = ds.seed(config.seed).shuffle()
+  if redrawn:
+    ds = ds.random_map(preprocess.draw(data, top))
+  return ds.map(preprocess.finish(data, top, drawn))
 
 
 def train_batches(config: ml_collections.ConfigDict, split: Split) -> grain.MapDataset:
   """This process's local batches, indexed by step: `[B / P, H, W, C]` images and `[B / P]` labels.
 
-  Shuffled with `config.seed`, reshuffled (and, with dynamic binarization, redrawn) every epoch.
+  Shuffled with `config.seed`; every epoch is reshuffled and per-visit draws (dynamic
+  binarization, dequantization) are redrawn. Preprocessing: `jaxvae.data.preprocess`.
   """
   global_batch, processes = config.train.batch_size, jax.process_count()
   if global_batch % processes:
     raise UserError(f"train.batch_size={global_batch} must be divisible by the number of "
                     f"processes ({processes})")
-  ds = grain.MapDataset.source(split.source).map(_scaled(split))
-  if config.data.binarize == "static":
-    ds = ds.map_with_index(_static_binarize(config.seed, _TRAIN_BINARIZE_SALT, len(ds)))
-  ds = ds.seed(config.seed).shuffle()
-  if config.data.binarize == "dynamic":
-    ds = ds.random_map(_binarize)
+  ds = _pipeline(config, split, _TRAIN_SALT, per_visit_draws=True)
   ds = ds.repeat(None).batch(global_batch // processes, drop_remainder=True)
   return ds[jax.process_index()::processes]
 
@@ -203,15 +231,13 @@ def eval_batches(config: ml_collections.ConfigDict, split: Split,
 
   Yields `{'image': [b, H, W, C], 'label': [b], 'id': [b] int32, 'mask': [b] bool}` with
   `b = batch_size / P`; `id` is the example's index in the split (its key for random draws), and
-  `mask` is False on padding. Binarization, if any, is a fixed draw per example.
+  `mask` is False on padding. Binarization or dequantization, if any, is a fixed draw per example.
   """
   processes = jax.process_count()
   if batch_size % processes:
     raise UserError(f"eval.batch_size={batch_size} must be divisible by the number of "
                     f"processes ({processes})")
-  ds = grain.MapDataset.source(split.source).map(_scaled(split))
-  if config.data.binarize != "none":
-    ds = ds.map_with_index(_static_binarize(config.seed, _EVAL_BINARIZE_SALT, len(ds)))
+  ds = _pipeline(config, split, _EVAL_SALT, per_visit_draws=False)
   local = batch_size // processes
   num = len(ds)
   for start in range(0, num, batch_size):
