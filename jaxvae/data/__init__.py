@@ -1,5 +1,14 @@
-"""Datasets (embedded digits, tfds by name, npz) flowing through one grain pipeline."""
+"""Datasets (embedded digits, tfds by name, npz, image folders, the 1-D toy) through one grain pipeline."""
 
-from jaxvae.data.pipeline import Split, eval_batches, iterate_from, load_split, train_batches
+from jaxvae.data.pipeline import (
+    Split,
+    eval_batches,
+    iterate_from,
+    load_split,
+    prefetch_to_device,
+    train_batches,
+)
 
-__all__ = ["Split", "eval_batches", "iterate_from", "load_split", "train_batches"]
+__all__ = [
+    "Split", "eval_batches", "iterate_from", "load_split", "prefetch_to_device", "train_batches",
+]

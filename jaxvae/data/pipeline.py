@@ -7,7 +7,9 @@ any number of hosts, and no iterator state needs saving. Process `p` of `P` read
 `[p * B / P, (p + 1) * B / P)` of each global batch of `B` examples.
 """
 
+import collections
 import dataclasses
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 
@@ -223,6 +225,23 @@ def iterate_from(batches: grain.MapDataset, start_step: int, num_threads: int) -
   """Iterates `batches[start_step:]` with background prefetching threads."""
   options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * num_threads)
   return iter(batches[start_step:].to_iter_dataset(options))
+
+
+def prefetch_to_device(local_batches: Iterator[dict], sharding: jax.sharding.Sharding,
+                       depth: int = 2) -> Iterator[dict]:
+  """Global `jax.Array` batches from this process's local ones, `depth` transfers ahead.
+
+  Each local batch `[b, ...]` becomes a global array `[b * P, ...]` with `sharding`
+  (`jax.make_array_from_process_local_data`); transfers are started `depth` batches before they
+  are needed, so they overlap the device's work on the current batch.
+  """
+  def to_device(local: dict) -> dict:
+    return jax.tree.map(lambda a: jax.make_array_from_process_local_data(sharding, a), local)
+
+  queue = collections.deque(to_device(b) for b in itertools.islice(local_batches, depth))
+  while queue:
+    yield queue.popleft()
+    queue.extend(to_device(b) for b in itertools.islice(local_batches, 1))
 
 
 def eval_batches(config: ml_collections.ConfigDict, split: Split,

@@ -92,3 +92,20 @@ def test_tfds_by_name_through_the_same_path(smoke_config, tmp_path):
     batch = data.train_batches(smoke_config, split)[0]
   assert split.image_shape == (28, 28, 1) and split.max_value == 255
   assert batch["image"].shape == (16, 28, 28, 1) and batch["image"].dtype == np.float32
+
+
+def test_prefetch_to_device_gives_sharded_global_batches_in_order(smoke_config):
+  import jax
+  from jax.sharding import NamedSharding, PartitionSpec
+
+  mesh = jax.make_mesh((8,), ("data",))
+  sharding = NamedSharding(mesh, PartitionSpec("data"))
+  split = data.load_split(smoke_config.data, "train")
+  batches = data.train_batches(smoke_config, split)
+  prefetched = data.prefetch_to_device(data.iterate_from(batches, 0, 2), sharding, depth=3)
+  for step in range(5):
+    batch = next(prefetched)
+    assert batch["image"].sharding == sharding and len(batch["image"].addressable_shards) == 8
+    np.testing.assert_array_equal(np.asarray(batch["image"]), batches[step]["image"])
+  finite = data.prefetch_to_device(iter([{"x": np.arange(8)}] * 2), sharding, depth=4)
+  assert len(list(finite)) == 2
