@@ -1,7 +1,8 @@
 """`jaxvae train | eval | sample`: flags in, one library call out, nothing else.
 
     jaxvae train  --workdir=DIR [--config=configs/NAME.py[:smoke]] [--config.KEY=VALUE ...]
-    jaxvae eval   --workdir=DIR [--num_samples=K] [--split=test] [--step=N]
+    jaxvae eval   --workdir=DIR [--num_samples=K[,K2,...]] [--split=test] [--step=N | --follow]
+                  [--refine_steps=N] [--poll_seconds=10] [--timeout=SECONDS]
     jaxvae sample --workdir=DIR [--num=64] [--out=FILE.png] [--seed=0] [--step=N]
 
 Mistakes (unknown flags or config keys, bad values, missing data or checkpoints) print one line
@@ -32,11 +33,21 @@ def _define_flags(command: str, args: list[str]) -> flags.FlagValues:
         "selects its smoke variant. Default: the embedded digits VAE.", flag_values=fv,
         lock_config=True, sys_argv=args)
   elif command == "eval":
-    flags.DEFINE_integer("num_samples", None, "K importance samples (default: eval.num_samples).",
-                         flag_values=fv)
+    flags.DEFINE_list("num_samples", None, "K importance samples, or several K reported from one "
+                      "pass, e.g. 1,10,100,1000,5000 (default: eval.nested_num_samples and "
+                      "eval.num_samples).", flag_values=fv)
     flags.DEFINE_string("split", None, "Split to evaluate (default: data.eval_split).",
                         flag_values=fv)
     flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).", flag_values=fv)
+    flags.DEFINE_integer("refine_steps", None, "Refine each example's posterior by this many "
+                         "gradient steps on its own ELBO and report the amortization gap "
+                         "(default: eval.refine_steps).", flag_values=fv)
+    flags.DEFINE_bool("follow", False, "Run as the evaluation job: evaluate every new checkpoint "
+                      "once, exit after the final one.", flag_values=fv)
+    flags.DEFINE_float("poll_seconds", 10.0, "--follow: seconds between looks for new checkpoints.",
+                       flag_values=fv)
+    flags.DEFINE_float("timeout", None, "--follow: give up after this many seconds without a new "
+                       "checkpoint (default: wait for ever).", flag_values=fv)
   else:
     flags.DEFINE_integer("num", 64, "Number of samples.", flag_values=fv)
     flags.DEFINE_string("out", "samples.png", "Output PNG file.", flag_values=fv)
@@ -78,6 +89,16 @@ def _parse(argv: list[str]):
   return command, fv, config
 
 
+def _int_list(values: list[str] | None, flag: str) -> list[int] | None:
+  if values is None:
+    return None
+  try:
+    return [int(v) for v in values]
+  except ValueError:
+    raise UserError(f"{flag} must be comma-separated integers, e.g. {flag}=1,10,100,1000,5000; "
+                    f"got {','.join(values)}") from None
+
+
 def run(argv: list[str]) -> None:
   """Parses `argv` and runs the command; raises `UserError` on a mistake the user can fix."""
   command, fv, config = _parse(argv)
@@ -89,8 +110,18 @@ def run(argv: list[str]) -> None:
     from jaxvae import config as config_lib
     from jaxvae.eval import evaluate
 
+    num_samples = _int_list(fv.num_samples, "--num_samples")
+    if fv.follow:
+      from jaxvae.eval import follow
+
+      if fv.step is not None:
+        raise UserError("--step and --follow exclude each other: --follow evaluates every step")
+      follow(fv.workdir, split=fv.split, num_samples=num_samples, refine_steps=fv.refine_steps,
+             poll_seconds=fv.poll_seconds, timeout_seconds=fv.timeout)
+      return
     config = config_lib.load_config(os.path.join(fv.workdir, "config.json"))
-    evaluate(config, fv.workdir, step=fv.step, split=fv.split, num_samples=fv.num_samples)
+    evaluate(config, fv.workdir, step=fv.step, split=fv.split, num_samples=num_samples,
+             refine_steps=fv.refine_steps)
   else:
     from jaxvae.eval import sample_to_png
 

@@ -74,6 +74,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.eval.chunk_size = 100  # samples per chunk of the running logsumexp
   config.eval.batch_size = 100
   config.eval.seed = 0
+  config.eval.nested_num_samples = ()  # smaller K also reported, from the first K of the same samples
+  config.eval.refine_steps = 0  # per-example posterior refinement (amortization gap); 0 = off
+  config.eval.refine_num_samples = 10  # samples of the ELBO per refinement step
+  config.eval.refine_learning_rate = 1e-2  # Adam step size of the refinement
 
   return apply_variant(config, variant)
 
@@ -112,8 +116,10 @@ _POSITIVE = (
     "data.num_threads", "model.latent_dim", "train.num_samples", "train.batch_size",
     "train.num_steps", "train.learning_rate", "train.log_every", "train.checkpoint_every",
     "train.keep_checkpoints", "eval.num_samples", "eval.chunk_size", "eval.batch_size",
+    "eval.refine_num_samples", "eval.refine_learning_rate",
 )
-_NON_NEGATIVE = ("seed", "eval.seed", "train.num_devices", "data.crop", "data.resize")
+_NON_NEGATIVE = ("seed", "eval.seed", "train.num_devices", "data.crop", "data.resize",
+                 "eval.refine_steps")
 
 
 def _flatten(config, prefix=""):
@@ -155,6 +161,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
       not isinstance(h, int) or h <= 0 for h in values["model.hidden_sizes"]):
     raise UserError(f"config key 'model.hidden_sizes' must be a non-empty tuple of positive ints, "
                     f"got {values['model.hidden_sizes']!r}")
+  if any(not isinstance(k, int) or isinstance(k, bool) or k <= 0
+         for k in values["eval.nested_num_samples"]):
+    raise UserError(f"config key 'eval.nested_num_samples' must be a tuple of positive ints, got "
+                    f"{values['eval.nested_num_samples']!r}")
   if not 0 <= values["data.num_bits"] <= 8:
     raise UserError(f"config key 'data.num_bits' must be 0 (keep) or 1..8, got "
                     f"{values['data.num_bits']}")

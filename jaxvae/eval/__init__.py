@@ -1,6 +1,8 @@
-"""Evaluation: importance-sampled log p(x) of checkpoints, and samples."""
+"""Evaluation: importance-sampled log p(x) of checkpoints (one-shot or following a run), posterior
+diagnostics and refinement, and samples."""
 
-from jaxvae.eval.log_likelihood import evaluate
+from jaxvae.eval.follow import follow
+from jaxvae.eval.log_likelihood import Evaluator, evaluate, evaluate_step
 from jaxvae.eval.sample import sample_to_png
 
-__all__ = ["evaluate", "sample_to_png"]
+__all__ = ["Evaluator", "evaluate", "evaluate_step", "follow", "sample_to_png"]

@@ -1,12 +1,24 @@
-"""The evaluation of a checkpoint on a split: importance-sampled log p(x) for any model.
+"""The evaluation of checkpoints on a split: importance-sampled log p(x) for any model.
 
-The estimate is `jaxvae.losses.chunked_iwae_bound` with large K: per-example keys
-`fold_in(key(eval.seed), example_id)`, chunks of samples reduced with a running logsumexp.
+    log p(x) ~= logsumexp_k [log p(x, z_k) - log q(z_k | x)] - log K,   z_k ~ q(z | x)
+
+(Burda et al., 2016) is `jaxvae.losses.chunked_iwae_bound`: chunks of samples reduced with a
+running logsumexp, so memory does not grow with K, and several K (`1, 10, ..., 5000`) from one pass
+as nested subsets of the same samples. Example b gets the key `fold_in(key(eval.seed), id_b)` and
+its sample k the key `fold_in(that, k)`, so the numbers do not depend on the batch size, the chunk
+size, the number of devices or of processes. Examples are sharded over every device of every
+process; arithmetic is float32 with matmuls at `precision='highest'`.
+
+Results go to `WORKDIR/eval/log_likelihood.jsonl` (one line per (checkpoint, split, K)),
+`WORKDIR/eval/diagnostics.jsonl` (one line per (checkpoint, split)) and TensorBoard
+(`WORKDIR/tensorboard/eval`). The JSONL is also the ledger: what it holds is never recomputed.
 """
 
 import math
 import os
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -16,88 +28,246 @@ import numpy as np
 from jaxvae import data as data_lib
 from jaxvae import losses
 from jaxvae.errors import UserError
+from jaxvae.eval import posterior as posterior_lib
 from jaxvae.models import build_model
 from jaxvae.train import checkpoint as checkpoint_lib
 from jaxvae.train import mesh as mesh_lib
 from jaxvae.train.metrics import MetricWriter, read_jsonl
 from jaxvae.train.state import abstract_params
 
+_REFINE_KEY_ID = 2**32 - 1  # Refinement draws use the key of this (nonexistent) example id.
+
+
 def eval_path(workdir: str) -> str:
   return os.path.join(workdir, "eval", "log_likelihood.jsonl")
 
 
+def diagnostics_path(workdir: str) -> str:
+  return os.path.join(workdir, "eval", "diagnostics.jsonl")
+
+
+def resolve_num_samples(eval_config: ml_collections.ConfigDict,
+                        num_samples: int | Sequence[int] | None) -> tuple[int, ...]:
+  """The K to report, increasing: `num_samples` if given, else `eval.nested_num_samples` and
+  `eval.num_samples`."""
+  if num_samples is None:
+    wanted = set(eval_config.nested_num_samples) | {eval_config.num_samples}
+  elif isinstance(num_samples, int):
+    wanted = {num_samples}
+  else:
+    wanted = set(num_samples)
+  if not wanted or any(not isinstance(k, int) or k <= 0 for k in wanted):
+    raise UserError(f"--num_samples must be positive integers, got {num_samples}")
+  return tuple(sorted(wanted))
+
+
+def _ledger_key(record: dict) -> tuple:
+  return (record["step"], record["split"], record["num_samples"], record.get("refine_steps", 0))
+
+
+class Evaluator:
+  """What does not change from checkpoint to checkpoint: data, model, mesh and the compiled step.
+
+  Built once by `evaluate` and by the follow job (`jaxvae.eval.follow`), so a job that evaluates
+  many checkpoints compiles once.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, split: str | None = None,
+               num_samples: int | Sequence[int] | None = None, refine_steps: int | None = None,
+               model: Any = None):
+    """`model`: default `build_model(config.model, ...)`; any module with the one interface."""
+    self.config = config
+    self.split = split or config.data.eval_split
+    self.num_samples = resolve_num_samples(config.eval, num_samples)
+    self.refine_steps = config.eval.refine_steps if refine_steps is None else refine_steps
+    if self.refine_steps < 0:
+      raise UserError(f"--refine_steps must be >= 0, got {self.refine_steps}")
+    self.mesh = mesh_lib.make_mesh(config.train.num_devices)
+    mesh_lib.check_divisible(config.eval.batch_size, self.mesh, "eval.batch_size")
+    self.data = data_lib.load_split(config.data, self.split)
+    self.model = model or build_model(config.model, self.data.image_shape)
+    self.abstract_params = abstract_params(self.model, self.data.image_shape,
+                                           mesh_lib.replicated(self.mesh))
+    example = jax.ShapeDtypeStruct((config.eval.batch_size,) + tuple(self.data.image_shape),
+                                   jnp.float32)
+    self.posterior_problem = posterior_lib.gaussian_posterior_problem(
+        self.model, self.abstract_params, example)
+    if self.refine_steps and self.posterior_problem:
+      raise UserError(f"--refine_steps needs a diagonal Gaussian posterior: "
+                      f"{self.posterior_problem}; use --refine_steps=0 for this model")
+    batch_sharding = mesh_lib.batch_sharding(self.mesh)
+    self._estimate = jax.jit(self._estimate_batch, in_shardings=(
+        mesh_lib.replicated(self.mesh),) + (batch_sharding,) * 4,
+        out_shardings=mesh_lib.replicated(self.mesh))
+
+  def _estimate_batch(self, params: Any, x: jax.Array, labels: jax.Array, ids: jax.Array,
+                      mask: jax.Array) -> dict:
+    """Per-example results of one global batch `[B]`: bounds `[B, J]` for the J values of K."""
+    model, cfg = self.model, self.config.eval
+    root = jax.random.key(cfg.seed)
+    example_keys = jax.vmap(jax.random.fold_in, (None, 0))(root, ids)
+
+    def log_weights(keys, posterior=None):
+      apply = lambda: model.apply({"params": params}, x, keys, labels,  # noqa: E731
+                                  method=model.log_weights).values
+      if posterior is None:
+        return apply()
+      with posterior_lib.with_posterior(posterior):
+        return apply()
+
+    log_px, elbo = losses.chunked_iwae_bound(log_weights, example_keys, self.num_samples,
+                                             cfg.chunk_size)
+    out = {"id": ids, "mask": mask, "log_px": log_px.T, "elbo": elbo.T}
+    if self.posterior_problem is None:
+      mean, log_var = model.apply({"params": params}, x, method=model.encode)
+      out["posterior_mean"] = mean
+      out["kl_per_dim"] = posterior_lib.kl_per_dimension(mean, log_var)
+      if self.refine_steps:
+        refine_keys = jax.vmap(jax.random.fold_in, (None, 0))(
+            jax.random.fold_in(root, jnp.uint32(_REFINE_KEY_ID)), ids)
+        refined = posterior_lib.refine_posterior(
+            lambda post, keys: log_weights(keys, post), (mean, log_var), refine_keys,
+            num_steps=self.refine_steps, num_samples=cfg.refine_num_samples,
+            learning_rate=cfg.refine_learning_rate)
+        refined_log_px, refined_elbo = losses.chunked_iwae_bound(
+            lambda keys: log_weights(keys, refined), example_keys, self.num_samples,
+            cfg.chunk_size)
+        out["refined_log_px"], out["refined_elbo"] = refined_log_px.T, refined_elbo.T
+    return out
+
+  def restore(self, checkpoints: checkpoint_lib.Checkpoints, step: int) -> Any:
+    """The parameters of checkpoint `step` (only the parameters: no optimizer state is read)."""
+    return checkpoints.restore_params(step, self.abstract_params)
+
+  def run(self, params: Any) -> dict[str, np.ndarray]:
+    """Per-example results over the whole split, in example order, as float64 NumPy arrays.
+
+    `log_px`, `elbo` (and `refined_*`) are `[N, J]`; `posterior_mean`, `kl_per_dim` `[N, L]`.
+    """
+    parts = []
+    with jax.default_matmul_precision("highest"):
+      for local in data_lib.eval_batches(self.config, self.data, self.config.eval.batch_size):
+        batch = mesh_lib.global_batch(local, self.mesh)
+        parts.append(self._estimate(params, batch["image"], batch["label"], batch["id"],
+                                    batch["mask"]))
+    # Outputs are replicated, so every process holds all of them.
+    parts = [jax.tree.map(np.asarray, p) for p in parts]
+    keep = np.concatenate([p["mask"] for p in parts])
+    return {name: np.concatenate([p[name] for p in parts])[keep].astype(
+        np.int64 if name == "id" else np.float64)
+            for name in parts[0] if name != "mask"}
+
+  def records(self, step: int, results: dict[str, np.ndarray], seconds: float) -> list[dict]:
+    """One record per K: means over examples, the standard error of log p(x), bits/dim."""
+    num_dims = math.prod(self.data.image_shape)
+    records = []
+    for j, k in enumerate(self.num_samples):
+      log_px, elbo = results["log_px"][:, j], results["elbo"][:, j]
+      record = {"step": step, "split": self.split, "num_samples": k,
+                "num_examples": int(log_px.size), **_summary(log_px, elbo)}
+      record["bits_per_dim"] = float(losses.bits_per_dim(record["log_px"], num_dims))
+      record["seconds"] = round(seconds, 3)
+      record["refine_steps"] = self.refine_steps
+      if self.refine_steps:
+        refined = _summary(results["refined_log_px"][:, j], results["refined_elbo"][:, j])
+        record.update({f"refined_{name}": value for name, value in refined.items()})
+        record["amortization_gap"] = record["refined_elbo"] - record["elbo"]
+      records.append(record)
+    return records
+
+  def diagnostics(self, step: int, results: dict[str, np.ndarray]) -> dict:
+    record = {"step": step, "split": self.split, "num_examples": int(results["id"].size)}
+    if self.posterior_problem is not None:
+      record["unavailable"] = (f"posterior diagnostics need a diagonal Gaussian posterior: "
+                               f"{self.posterior_problem}")
+      return record
+    record.update(posterior_lib.diagnostics(results["posterior_mean"], results["kl_per_dim"]))
+    return record
+
+
+def _summary(log_px: np.ndarray, elbo: np.ndarray) -> dict:
+  n = log_px.size
+  stderr = float(log_px.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+  summary = {"log_px": float(log_px.mean()), "log_px_stderr": stderr, "elbo": float(elbo.mean())}
+  summary["gap"] = summary["log_px"] - summary["elbo"]
+  return summary
+
+
+def evaluate_step(evaluator: Evaluator, checkpoints: checkpoint_lib.Checkpoints, workdir: str,
+                  step: int, verbose: bool = True) -> list[dict]:
+  """Evaluates checkpoint `step` for every K of `evaluator` not yet in the ledger; all its records.
+
+  Writes the new records (and the step's diagnostics) to `WORKDIR/eval/*.jsonl` and TensorBoard.
+  """
+  wanted = {(step, evaluator.split, k, evaluator.refine_steps): k for k in evaluator.num_samples}
+  done = {_ledger_key(r): r for r in read_jsonl(eval_path(workdir)) if _ledger_key(r) in wanted}
+  if len(done) < len(wanted):
+    params = evaluator.restore(checkpoints, step)
+    start = time.perf_counter()
+    results = evaluator.run(params)
+    seconds = time.perf_counter() - start
+    writer = MetricWriter(eval_path(workdir), os.path.join(workdir, "tensorboard", "eval"))
+    for record in evaluator.records(step, results, seconds):
+      if _ledger_key(record) not in done:
+        done[_ledger_key(record)] = record
+        writer.write(step, {k: v for k, v in record.items() if k != "step"},
+                     tag_prefix=f"{evaluator.split}/K{record['num_samples']}/")
+    writer.close()
+    diagnostics = evaluator.diagnostics(step, results)
+    writer = MetricWriter(diagnostics_path(workdir), os.path.join(workdir, "tensorboard", "eval"))
+    writer.write(step, {k: v for k, v in diagnostics.items() if k != "step"},
+                 tag_prefix=f"{evaluator.split}/diagnostics/")
+    writer.close()
+    if verbose and diagnostics.get("warning"):
+      print(f"step {step}: warning: {diagnostics['warning']}", flush=True)
+  records = [done[key] for key in wanted]
+  if verbose:
+    for record in records:
+      _print(record)
+  return records
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = None,
-             split: str | None = None, num_samples: int | None = None,
-             verbose: bool = True) -> dict:
+             split: str | None = None, num_samples: int | Sequence[int] | None = None,
+             refine_steps: int | None = None, verbose: bool = True) -> dict:
   """Estimates log p(x) on `split` at checkpoint `step` (default: latest) and records it.
 
-  Appends `{step, split, num_samples, num_examples, log_px, log_px_stderr, elbo, bits_per_dim, ...}`
-  to `WORKDIR/eval/log_likelihood.jsonl` and TensorBoard, unless that (step, split, K) is already
-  there, in which case the recorded line is returned.
+  Args:
+    config: the run's config (its `eval` section gives K, chunk and batch sizes, seed).
+    workdir: the run directory.
+    step: a saved step, or None for the latest.
+    split: default `config.data.eval_split`.
+    num_samples: K, or several K reported from one pass (nested subsets of the same samples);
+      default `config.eval.nested_num_samples` and `config.eval.num_samples`.
+    refine_steps: per-example posterior refinement steps (default `config.eval.refine_steps`);
+      records then also hold `refined_log_px`, `refined_elbo` and `amortization_gap`.
+
+  Appends one line `{step, split, num_samples, num_examples, log_px, log_px_stderr, elbo, gap,
+  bits_per_dim, seconds, refine_steps}` per K to `WORKDIR/eval/log_likelihood.jsonl` (`seconds`:
+  the one pass that gives every K), unless already recorded. Returns the record of the largest K.
+
+  Example:
+    >>> evaluate(config, "runs/digits", num_samples=(1, 10, 100, 1000, 5000))["log_px"]
   """
-  split = split or config.data.eval_split
-  num_samples = config.eval.num_samples if num_samples is None else num_samples
-  if num_samples <= 0:
-    raise UserError(f"--num_samples must be positive, got {num_samples}")
+  evaluator = Evaluator(config, split, num_samples, refine_steps)
   checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
-  step = checkpoints.resolve_step(step)
-  for record in read_jsonl(eval_path(workdir)):
-    if (record["step"], record["split"], record["num_samples"]) == (step, split, num_samples):
-      if verbose:
-        _print(record)
-      return record
-
-  mesh = mesh_lib.make_mesh(config.train.num_devices)
-  mesh_lib.check_divisible(config.eval.batch_size, mesh, "eval.batch_size")
-  data = data_lib.load_split(config.data, split)
-  model = build_model(config.model, data.image_shape)
-  params = checkpoints.restore_params(
-      step, abstract_params(model, data.image_shape, mesh_lib.replicated(mesh)))
-  checkpoints.close()
-
-  def estimate(params, x, labels, ids):
-    example_keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.key(config.eval.seed), ids)
-    log_weights_fn = lambda keys: model.apply(  # noqa: E731
-        {"params": params}, x, keys, labels, method=model.log_weights).values
-    return losses.chunked_iwae_bound(log_weights_fn, example_keys, num_samples,
-                                     config.eval.chunk_size)
-
-  batch_sharding = mesh_lib.batch_sharding(mesh)
-  estimate = jax.jit(estimate, in_shardings=(mesh_lib.replicated(mesh), batch_sharding,
-                                             batch_sharding, batch_sharding),
-                     out_shardings=mesh_lib.replicated(mesh))
-  start = time.perf_counter()
-  log_px, elbo = [], []
-  with jax.default_matmul_precision("highest"):
-    for local in data_lib.eval_batches(config, data, config.eval.batch_size):
-      batch = mesh_lib.global_batch(local, mesh)
-      lp, el = estimate(params, batch["image"], batch["label"], batch["id"])
-      mask = np.asarray(jax.device_get(batch["mask"]))
-      log_px.append(np.asarray(lp, np.float64)[mask])
-      elbo.append(np.asarray(el, np.float64)[mask])
-  log_px, elbo = np.concatenate(log_px), np.concatenate(elbo)
-  num_dims = math.prod(data.image_shape)
-  record = {
-      "step": step, "split": split,
-      "num_samples": num_samples, "num_examples": int(log_px.size),
-      "log_px": float(log_px.mean()),
-      "log_px_stderr": float(log_px.std(ddof=1) / math.sqrt(log_px.size)) if log_px.size > 1 else 0.0,
-      "elbo": float(elbo.mean()),
-      "bits_per_dim": float(losses.bits_per_dim(log_px.mean(), num_dims)),
-      "seconds": round(time.perf_counter() - start, 3),
-  }
-  record["gap"] = record["log_px"] - record["elbo"]
-  writer = MetricWriter(eval_path(workdir), os.path.join(workdir, "tensorboard", "eval"))
-  writer.write(step, {k: v for k, v in record.items() if k != "step"},
-               tag_prefix=f"{split}/K{num_samples}/")
-  writer.close()
-  if verbose:
-    _print(record)
-  return record
+  try:
+    step = checkpoints.resolve_step(step)
+    return evaluate_step(evaluator, checkpoints, workdir, step, verbose)[-1]
+  finally:
+    checkpoints.close()
 
 
 def _print(record: dict) -> None:
+  refined = ""
+  if record.get("refine_steps"):
+    refined = (f"; after {record['refine_steps']} refinement steps: log p(x) = "
+               f"{record['refined_log_px']:.3f}, ELBO = {record['refined_elbo']:.3f} "
+               f"(amortization gap {record['amortization_gap']:.3f})")
   print(f"step {record['step']}: {record['split']} log p(x) = {record['log_px']:.3f} "
         f"+- {record['log_px_stderr']:.3f} nats (K={record['num_samples']}, "
         f"{record['num_examples']} examples); ELBO = {record['elbo']:.3f}; "
-        f"{record['bits_per_dim']:.4f} bits/dim", flush=True)
+        f"{record['bits_per_dim']:.4f} bits/dim{refined}", flush=True)
+
+
+__all__ = ["Evaluator", "evaluate", "evaluate_step", "resolve_num_samples"]

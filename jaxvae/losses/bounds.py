@@ -8,10 +8,11 @@ reduction over the batch.
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def elbo(log_weights: jax.Array) -> jax.Array:
@@ -63,7 +64,7 @@ def sample_keys(example_keys: jax.Array, sample_ids: jax.Array) -> jax.Array:
 def chunked_iwae_bound(
     log_weights_fn: Callable[[jax.Array], jax.Array],
     example_keys: jax.Array,
-    num_samples: int,
+    num_samples: int | Sequence[int],
     chunk_size: int,
 ) -> tuple[jax.Array, jax.Array]:
   """The IWAE bound and the ELBO with K samples drawn `chunk_size` at a time: `(iwae [B], elbo [B])`.
@@ -75,26 +76,41 @@ def chunked_iwae_bound(
   `iwae_bound(log_weights_fn(sample_keys(example_keys, arange(K))))` up to float rounding, and does
   not depend on `chunk_size`.
 
+  Several K from one pass: with `num_samples` a sequence `K_1 < ... < K_J`, the bounds at every
+  `K_j` are computed from the same `K_J` samples, the first `K_j` of them (nested subsets: sample k
+  of an example is the same draw for every K), and both results are `[J, B]`. This costs one pass
+  at `K_J` plus a masked logsumexp per `K_j`.
+
   Args:
     log_weights_fn: `keys [C, B] -> [C, B]` log importance weights, sample c of example b drawn with
       `keys[c, b]`; e.g. `lambda keys: model_log_weights(params, x, keys)`.
     example_keys: `[B]` one `jax.random.key` per example (e.g. `fold_in(seed, example_id)`).
-    num_samples: K, a Python int.
+    num_samples: K, a Python int; or strictly increasing Python ints `(K_1, ..., K_J)`.
     chunk_size: samples per chunk, a Python int.
 
   Returns:
-    `(logsumexp_k log w_k - log K, mean_k log w_k)`, each `[B]`.
+    `(logsumexp_k log w_k - log K, mean_k log w_k)`, each `[B]` (`[J, B]` for a sequence of K).
 
   Example:
     >>> log_px, elbo_ = chunked_iwae_bound(lambda keys: log_w(params, x, keys), keys, 5000, 500)
+    >>> log_px, elbo_ = chunked_iwae_bound(fn, keys, (1, 10, 100, 1000, 5000), 500)  # [5, B] each
   """
-  chunk_size = min(chunk_size, num_samples)
-  num_full, remainder = divmod(num_samples, chunk_size)
+  nested = not isinstance(num_samples, int)
+  ks = tuple(int(k) for k in num_samples) if nested else (int(num_samples),)
+  if not ks or ks[0] <= 0 or any(a >= b for a, b in zip(ks, ks[1:])):
+    raise ValueError(f"num_samples must be positive and strictly increasing, got {num_samples}")
+  total_samples = ks[-1]
+  chunk_size = min(chunk_size, total_samples)
+  num_full, remainder = divmod(total_samples, chunk_size)
+  limits = jnp.asarray(ks)[:, None]  # [J, 1]
 
   @functools.partial(jax.checkpoint, static_argnums=(1,))
   def chunk_stats(first: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
-    log_w = log_weights_fn(sample_keys(example_keys, first + jnp.arange(size)))
-    return jax.nn.logsumexp(log_w, axis=0), jnp.sum(log_w, axis=0)
+    sample_ids = first + jnp.arange(size)
+    log_w = log_weights_fn(sample_keys(example_keys, sample_ids))  # [C, B]
+    inside = (sample_ids[None, :] < limits)[:, :, None]  # [J, C, 1]: sample c counts toward K_j
+    lse = jax.nn.logsumexp(jnp.where(inside, log_w[None], -jnp.inf), axis=1)  # [J, B]
+    return lse, jnp.sum(jnp.where(inside, log_w[None], 0.0), axis=1)
 
   def add_chunk(carry, first):
     lse, total = carry
@@ -107,7 +123,9 @@ def chunked_iwae_bound(
   if remainder:
     chunk_lse, chunk_sum = chunk_stats(jnp.asarray(num_full * chunk_size), remainder)
     lse, total = jnp.logaddexp(lse, chunk_lse), total + chunk_sum
-  return lse - math.log(num_samples), total / num_samples
+  counts = np.asarray(ks, np.float64)[:, None]
+  iwae, mean = lse - np.log(counts).astype(np.float32), total / counts.astype(np.float32)
+  return (iwae, mean) if nested else (iwae[0], mean[0])
 
 
 def bits_per_dim(log_px: jax.Array, num_dims: int, *, bin_width: float = 1.0) -> jax.Array:

@@ -1,0 +1,121 @@
+"""The evaluation job: a process next to the trainer that evaluates every checkpoint once.
+
+    jaxvae eval --workdir=DIR --follow [--num_samples=1,10,100,1000,5000] [--poll_seconds=10]
+
+It waits for new checkpoints, evaluates each finalized step exactly once (parameters only, the EMA
+when the run keeps one) and exits after the final step (`train.num_steps` of the run's config.json).
+The JSONL of results is the ledger, so a restarted job repeats nothing. Orbax writes each step to a
+temporary directory and renames it when complete, and only renamed (finalized) steps are listed, so
+a half-written checkpoint is never read. A step the trainer deletes (keep-last-N) before or during
+its restore is skipped with a note. With several processes, process 0 decides what to evaluate next
+and tells the others, so they never disagree about the file system.
+"""
+
+import os
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+
+from jaxvae import config as config_lib
+from jaxvae.errors import UserError
+from jaxvae.eval import log_likelihood as ll
+from jaxvae.train import checkpoint as checkpoint_lib
+
+_NOTHING = -1
+
+
+def _agree(value: int) -> int:
+  """Process 0's `value` on every process."""
+  if jax.process_count() == 1:
+    return value
+  from jax.experimental import multihost_utils
+
+  return int(multihost_utils.broadcast_one_to_all(np.int64(value)))
+
+
+def _finalized_steps(workdir: str) -> list[int]:
+  """The steps Orbax lists as complete (never its temporary, half-written directories)."""
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    return []
+  checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
+  try:
+    return checkpoints.all_steps()
+  finally:
+    checkpoints.close()
+
+
+def _step_exists(workdir: str, step: int) -> bool:
+  return step in _finalized_steps(workdir)
+
+
+def follow(workdir: str, *, split: str | None = None,
+           num_samples: int | Sequence[int] | None = None, refine_steps: int | None = None,
+           poll_seconds: float = 10.0, timeout_seconds: float | None = None,
+           verbose: bool = True, sleep: Callable[[float], None] = time.sleep) -> list[int]:
+  """Evaluates each new checkpoint of `workdir` once, until the final one; returns the steps done.
+
+  Args:
+    workdir: the run directory the trainer writes (it may not exist yet).
+    split, num_samples, refine_steps: as in `jaxvae.eval.evaluate`.
+    poll_seconds: how often to look for new checkpoints.
+    timeout_seconds: give up (a `UserError`) after this long without a new checkpoint; None waits
+      for ever.
+
+  Returns:
+    The steps evaluated (or found already in the ledger), in order; steps the trainer deleted
+    before they could be read are left out.
+  """
+  if poll_seconds <= 0:
+    raise UserError(f"--poll_seconds must be positive, got {poll_seconds}")
+  if timeout_seconds is not None and timeout_seconds <= 0:
+    raise UserError(f"--timeout must be positive, got {timeout_seconds}")
+  config_path = os.path.join(workdir, "config.json")
+  last_progress = time.monotonic()
+
+  def wait(what: str) -> None:
+    if timeout_seconds is not None and time.monotonic() - last_progress > timeout_seconds:
+      raise UserError(f"gave up after {timeout_seconds:g} s without {what} in {workdir}; is the "
+                      f"trainer running? Raise --timeout to wait longer")
+    sleep(poll_seconds)
+
+  while not _agree(int(os.path.exists(config_path))):
+    wait("a config.json")
+  evaluator = ll.Evaluator(config_lib.load_config(config_path), split, num_samples, refine_steps)
+  done, skipped = [], set()
+  while True:
+    final_step = config_lib.load_config(config_path).train.num_steps  # A resumed run may raise it.
+    step = _NOTHING
+    if jax.process_index() == 0:
+      pending = [s for s in _finalized_steps(workdir) if s not in skipped and s not in done]
+      step = pending[0] if pending else _NOTHING
+    step = _agree(step)
+    if step == _NOTHING:
+      if final_step in done:
+        return done
+      wait("a new checkpoint")
+      continue
+    last_progress = time.monotonic()
+    if _evaluate_if_present(evaluator, workdir, step, verbose):
+      done.append(step)
+    else:
+      skipped.add(step)
+
+
+def _evaluate_if_present(evaluator: ll.Evaluator, workdir: str, step: int, verbose: bool) -> bool:
+  """Evaluates `step`; False (with a note) if the trainer deleted it before or during the restore."""
+  checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
+  try:
+    ll.evaluate_step(evaluator, checkpoints, workdir, step, verbose)
+    return True
+  except Exception:
+    if _agree(int(_step_exists(workdir, step))):
+      raise
+    if verbose:
+      print(f"step {step}: skipped, its checkpoint was deleted (by the trainer's keep-last-N "
+            f"policy) before it could be read", flush=True)
+    return False
+  finally:
+    checkpoints.close()
+

@@ -1,0 +1,192 @@
+"""The evaluator on a linear-Gaussian model, where log p(x) and the posterior are known exactly.
+
+p(z) = N(0, I_2), p(x | z) = N(w . z + b, s^2) on the 1-D toy data, with w = (w1, 0): z_2 does not
+reach x, so the exact posterior is diagonal, z_1 | x ~ N(w1 (x - b) / (w1^2 + s^2),
+s^2 / (w1^2 + s^2)), z_2 | x ~ N(0, 1), and p(x) = N(b, w1^2 + s^2). The amortized q shrinks the
+posterior mean and widens its variance, so its ELBO is well below log p(x).
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxvae import distributions as D
+from jaxvae import losses
+from jaxvae.data.toy import toy_arrays
+from jaxvae.eval import Evaluator
+from jaxvae.models import LogWeights
+
+W1, B, NOISE_VAR = 1.5, 0.2, 0.3
+POST_VAR = NOISE_VAR / (W1**2 + NOISE_VAR)
+POST_COEF = W1 / (W1**2 + NOISE_VAR)
+
+
+class LinearGaussian(nn.Module):
+  """A Linen model with the one interface (`log_weights`, `encode`); a 2-D latent, 1-D data."""
+
+  def setup(self):
+    zeros = nn.initializers.zeros
+    self.coef, self.shift, self.log_var = (self.param(n, zeros, (2,))
+                                           for n in ("coef", "shift", "log_var"))
+    self.w = self.param("w", zeros, (2,))
+    self.b = self.param("b", zeros, ())
+    self.log_noise_var = self.param("log_noise_var", zeros, ())
+
+  def encode(self, x):
+    mean = x.reshape(x.shape[0], 1) * self.coef + self.shift
+    return mean, jnp.broadcast_to(self.log_var, mean.shape)
+
+  def log_weights(self, x, keys, labels=None):
+    del labels
+    return self.log_weights_under(x, keys, self.encode(x))
+
+  def log_weights_under(self, x, keys, posterior):
+    mean, log_var = posterior
+    shape = keys.shape + mean.shape[-1:]
+    z = jax.vmap(jax.vmap(D.diag_gaussian_sample))(
+        keys, jnp.broadcast_to(mean, shape), jnp.broadcast_to(log_var, shape))  # [K, B, 2]
+    x_mean = z @ self.w + self.b  # [K, B]
+    log_lik = -0.5 * (math.log(2 * math.pi) + self.log_noise_var
+                      + (x.reshape(-1) - x_mean) ** 2 / jnp.exp(self.log_noise_var))
+    return LogWeights(log_likelihood=log_lik, log_prior=D.standard_normal_log_prob(z),
+                      log_posterior=D.diag_gaussian_log_prob(z, mean, log_var))
+
+  def __call__(self, x, keys, labels=None):
+    return self.log_weights(x, keys, labels)
+
+
+def _params(mean_scale=0.5, extra_log_var=1.0):
+  """The exact generative model; q(z_1 | x) with its mean scaled and log-variance shifted."""
+  f32 = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
+  return {
+      "w": f32([W1, 0.0]), "b": f32(B), "log_noise_var": f32(math.log(NOISE_VAR)),
+      "coef": f32([mean_scale * POST_COEF, 0.0]),
+      "shift": f32([-mean_scale * POST_COEF * B, 0.0]),
+      "log_var": f32([math.log(POST_VAR) + extra_log_var, 0.0]),
+  }
+
+
+def _exact_log_px(x):
+  var = W1**2 + NOISE_VAR
+  return -0.5 * (np.log(2 * np.pi * var) + (np.asarray(x, np.float64) - B) ** 2 / var)
+
+
+@pytest.fixture
+def toy_config(smoke_config):
+  config = smoke_config
+  config.data.source = "toy"
+  config.data.binarize = "none"
+  config.eval.batch_size = 64
+  config.eval.chunk_size = 50
+  return config
+
+
+def _run(config, num_samples, params=None, refine_steps=0):
+  evaluator = Evaluator(config, "test", num_samples, refine_steps, model=LinearGaussian())
+  params = params or _params()
+  return evaluator, evaluator.run(params)
+
+
+def test_k5000_is_within_005_nats_of_exact_log_px(toy_config):
+  evaluator, results = _run(toy_config, (1, 100, 5000))
+  x, _ = toy_arrays("test")
+  exact = _exact_log_px(x[:, 0])
+  np.testing.assert_array_equal(results["id"], np.arange(len(x)))
+  log_px, elbo = results["log_px"].mean(0), results["elbo"].mean(0)
+  assert abs(log_px[2] - exact.mean()) < 0.05
+  assert exact.mean() - elbo[2] > 0.3  # The poor q leaves a gap only large K closes.
+  assert elbo[2] < log_px[0] < log_px[1] < log_px[2] + 1e-6
+  records = evaluator.records(7, results, seconds=1.0)
+  assert [r["num_samples"] for r in records] == [1, 100, 5000]
+  r = records[-1]
+  assert (r["step"], r["split"], r["num_examples"]) == (7, "test", len(x))
+  np.testing.assert_allclose(r["log_px_stderr"], exact.std(ddof=1) / np.sqrt(len(x)), rtol=0.05)
+  np.testing.assert_allclose(r["gap"], r["log_px"] - r["elbo"])
+  np.testing.assert_allclose(r["bits_per_dim"], -r["log_px"] / np.log(2))
+
+
+def test_nested_k_are_prefixes_of_the_same_samples(toy_config):
+  """Each K from one pass equals a NumPy logsumexp over the first K of all K_max draws."""
+  num_samples = (1, 3, 10, 40)
+  _, nested = _run(toy_config, num_samples)
+  model, params = LinearGaussian(), _params()
+  x, _ = toy_arrays("test")
+  x = x[:70]
+  example_keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.key(toy_config.eval.seed),
+                                                           jnp.arange(70))
+  keys = losses.sample_keys(example_keys, jnp.arange(40))
+  with jax.default_matmul_precision("highest"):
+    log_w = np.asarray(model.apply({"params": params}, jnp.asarray(x), keys,
+                                   method=model.log_weights).values, np.float64)  # [40, 70]
+  for j, k in enumerate(num_samples):
+    expected = np.logaddexp.reduce(log_w[:k], axis=0) - np.log(k)
+    np.testing.assert_allclose(nested["log_px"][:70, j], expected, atol=2e-5)
+    np.testing.assert_allclose(nested["elbo"][:70, j], log_w[:k].mean(0), atol=2e-5)
+  _, alone = _run(toy_config, 10)
+  np.testing.assert_allclose(alone["log_px"][:, 0], nested["log_px"][:, 2], atol=1e-5)
+
+
+def test_same_numbers_with_1_or_8_devices_and_any_batch_or_chunk_size(toy_config):
+  toy_config.train.num_devices = 8
+  _, reference = _run(toy_config, (1, 10, 100))
+  assert len(jax.devices()) == 8
+  for devices, batch_size, chunk_size in ((1, 40, 7), (8, 16, 100), (2, 500, 33)):
+    toy_config.train.num_devices = devices
+    toy_config.eval.batch_size = batch_size
+    toy_config.eval.chunk_size = chunk_size
+    _, results = _run(toy_config, (1, 10, 100))
+    for name in ("id", "log_px", "elbo"):
+      np.testing.assert_allclose(results[name], reference[name], atol=1e-5, err_msg=name)
+
+
+def test_diagnostics_count_active_units_and_kl_per_dimension(toy_config):
+  evaluator, results = _run(toy_config, 2)
+  x, _ = toy_arrays("test")
+  x = x[:, 0].astype(np.float64)
+  q = _params()
+  mean = x[:, None] * np.asarray(q["coef"], np.float64) + np.asarray(q["shift"], np.float64)
+  var = np.exp(np.asarray(q["log_var"], np.float64))
+  kl = 0.5 * (mean**2 + var - 1 - np.log(var))  # [N, 2], against N(0, 1)
+  record = evaluator.diagnostics(3, results)
+  assert record["num_latents"] == 2 and record["active_units"] == 1  # z_2 is the prior: inactive
+  np.testing.assert_allclose(record["latent_activity"], mean.var(0), rtol=1e-4, atol=1e-7)
+  np.testing.assert_allclose(record["kl_per_dim"], kl.mean(0), rtol=1e-4, atol=1e-6)
+  assert record["kl_per_dim"][1] < 1e-6 < record["kl_per_dim"][0]
+  assert "1 of 2 latent dimensions are inactive" in record["warning"]
+
+
+def test_diagnostics_say_why_a_non_gaussian_posterior_has_none(toy_config):
+  class Tagged(LinearGaussian):
+    """The same model, its posterior parameters in a dict: diagnostics cannot interpret them."""
+
+    def encode(self, x):
+      mean, log_var = LinearGaussian.encode(self, x)
+      return {"loc": mean, "log_scale": 0.5 * log_var}
+
+    def log_weights(self, x, keys, labels=None):
+      post = self.encode(x)
+      return self.log_weights_under(x, keys, (post["loc"], 2 * post["log_scale"]))
+
+  evaluator = Evaluator(toy_config, "test", 3, model=Tagged())
+  assert "not a diagonal Gaussian" in evaluator.posterior_problem
+  results = evaluator.run(_params())
+  assert "log_px" in results and "posterior_mean" not in results
+  assert "not a diagonal Gaussian" in evaluator.diagnostics(0, results)["unavailable"]
+
+
+def test_refinement_closes_the_amortization_gap(toy_config):
+  """The diagonal family holds the exact posterior, so refinement drives the ELBO to log p(x)."""
+  toy_config.eval.batch_size = 128  # Default refine_learning_rate and refine_num_samples.
+  evaluator, results = _run(toy_config, (1, 100), refine_steps=500)
+  exact = _exact_log_px(toy_arrays("test")[0][:, 0]).mean()
+  record = evaluator.records(0, results, 1.0)[-1]
+  assert exact - record["elbo"] > 1.0
+  assert record["refined_elbo"] <= exact + 0.002  # A bound (up to Monte Carlo error)
+  assert abs(record["refined_elbo"] - exact) < 0.01
+  assert abs(record["refined_log_px"] - exact) < 0.01
+  np.testing.assert_allclose(record["amortization_gap"], record["refined_elbo"] - record["elbo"])
+  assert record["refine_steps"] == 500
