@@ -2,7 +2,10 @@
 
 import json
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -18,10 +21,13 @@ from jaxvae.train import mesh as mesh_lib
 from jaxvae.train import state as state_lib
 from jaxvae.train.images import save_image_grid
 from jaxvae.train.metrics import MetricWriter
+from jaxvae.train.progress import Progress
 
 # Keys that may change when a run is resumed; any other change means a different experiment.
 _RESUMABLE_CHANGES = ("train.num_steps", "train.log_every", "train.checkpoint_every",
-                      "train.keep_checkpoints", "train.num_devices", "data.num_threads",
+                      "train.keep_checkpoints", "train.keep_every", "train.num_devices",
+                      "train.steps_per_call", "train.max_consecutive_skips",
+                      "train.progress_bar", "data.num_threads",
                       "data.data_dir", "eval.")
 
 
@@ -59,65 +65,174 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
                     f"directory") from None
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def chunk_sizes(start_step: int, train: ml_collections.ConfigDict) -> Iterator[int]:
+  """Steps per device call from `start_step` on: at most `train.steps_per_call`, and a chunk never
+  crosses a multiple of `log_every` or `checkpoint_every`, nor `num_steps`, so the host acts there."""
+  step = start_step
+  while step < train.num_steps:
+    boundary = min(train.num_steps, (step // train.log_every + 1) * train.log_every,
+                   (step // train.checkpoint_every + 1) * train.checkpoint_every)
+    size = min(train.steps_per_call, boundary - step)
+    yield size
+    step += size
+
+
+def _chunks(batches: Iterator[dict], sizes: Iterator[int]) -> Iterator[dict]:
+  """Stacks the next `n` local batches for each `n` of `sizes`: leaves `[n, b, ...]`."""
+  for size in sizes:
+    group = [next(batches) for _ in range(size)]
+    yield jax.tree.map(lambda *leaves: np.stack(leaves), *group)
+
+
+# Metrics whose latest value is reported at a log interval (the rest: the mean over applied steps).
+_LATEST = ("skipped_updates", "consecutive_skips")
+
+
+def summarize(metrics: list[dict]) -> dict:
+  """The host-side summary of a log interval's per-step metrics (each a dict of `[n]` arrays).
+
+  Loss terms and norms are averaged over the steps whose update was applied (a skipped step's
+  loss may be NaN); `skipped` is summed; counters take their latest value.
+  """
+  values = {key: np.concatenate([np.atleast_1d(m[key]) for m in metrics]) for key in metrics[0]}
+  applied = values["skipped"] == 0
+  summary = {}
+  for key, v in values.items():
+    if key in _LATEST:
+      summary[key] = int(v[-1])
+    elif key == "skipped":
+      summary["skipped_in_interval"] = int(v.sum())
+    else:
+      summary[key] = float(np.mean(v[applied])) if applied.any() else float("nan")
+  return summary
+
+
+class _Preemption:
+  """Whether the job was asked to stop (SIGTERM): `reached(i)` at the i-th chunk boundary.
+
+  One process: a SIGTERM handler sets a flag. Several: JAX's preemption sync manager (started by
+  `jax.distributed.initialize`) agrees on a boundary that every process reaches.
+  """
+
+  def __enter__(self):
+    self.requested, self._previous = False, None
+    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def reached(self, index: int) -> bool:
+    if jax.process_count() == 1:
+      return self.requested
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.reached_preemption_sync_point(index)
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def _check_skips(state, train: ml_collections.ConfigDict, checkpoints, step: int) -> None:
+  """Stops the run (a `UserError`, nothing saved) once too many updates in a row were skipped."""
+  consecutive = int(state.consecutive_skips)
+  if consecutive > train.max_consecutive_skips:
+    checkpoints.wait()
+    last = checkpoints.latest_step()
+    raise UserError(
+        f"the last {consecutive} updates (to step {step}) were all skipped for non-finite or "
+        f"exploding gradients, more than train.max_consecutive_skips="
+        f"{train.max_consecutive_skips}; the last good checkpoint "
+        f"({'step ' + str(last) if last is not None else 'none'}) is intact. Check the data for "
+        f"NaN/inf, lower train.learning_rate or set train.clip_grad_norm, then rerun to resume")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
   """Trains (resuming from the latest checkpoint in `workdir`), then evaluates log p(x).
 
-  Returns the evaluation record of the final step (see `jaxvae.eval.evaluate`).
+  Returns the evaluation record of the final step (see `jaxvae.eval.evaluate`), or None when the
+  run was preempted (SIGTERM): then it saved a checkpoint of the current step and stopped cleanly;
+  the same call resumes it.
   """
   from jaxvae.eval import evaluate  # eval depends on train; import here to avoid a cycle.
 
   config_lib.validate(config)
-  mesh = mesh_lib.make_mesh(config.train.num_devices)
-  mesh_lib.check_divisible(config.train.batch_size, mesh, "train.batch_size")
+  train = config.train
+  mesh = mesh_lib.make_mesh(train.num_devices)
+  mesh_lib.check_divisible(train.batch_size, mesh, "train.batch_size")
   mesh_lib.check_divisible(config.eval.batch_size, mesh, "eval.batch_size")
   data = data_lib.load_split(config.data, config.data.train_split)
   prepare_workdir(config, workdir)
 
   model = build_model(config.model, data.image_shape)
-  optimizer, schedule = state_lib.make_optimizer(config.train)
-  replicated, batch_sharding = mesh_lib.replicated(mesh), mesh_lib.batch_sharding(mesh)
-  init_key, train_key = jax.random.split(jax.random.key(config.seed))
-  init = jax.jit(lambda key: state_lib.init_state(model, optimizer, data.image_shape, key),
+  optimizer, schedule = state_lib.make_optimizer(train)
+  replicated = mesh_lib.replicated(mesh)
+  init = jax.jit(lambda key: state_lib.init_state(model, optimizer, data.image_shape, key,
+                                                  ema=train.ema_decay > 0),
                  out_shardings=replicated)
-  checkpoints = checkpoint_lib.Checkpoints(workdir, max_to_keep=config.train.keep_checkpoints)
+  key = jax.random.key(config.seed)
+  checkpoints = checkpoint_lib.Checkpoints(workdir, max_to_keep=train.keep_checkpoints,
+                                           keep_every=train.keep_every)
   start_step = checkpoints.latest_step() or 0
   if start_step:
-    state = checkpoints.restore(start_step, jax.eval_shape(init, init_key))
-    state = state.replace(step=jax.device_put(jnp.asarray(start_step, jnp.int32), replicated))
+    state = checkpoints.restore(start_step, jax.eval_shape(init, key))
     print(f"Resuming from step {start_step} in {checkpoints.directory}", flush=True)
   else:
-    state = init(init_key)
+    state = init(key)
 
-  step_fn = jax.jit(state_lib.make_train_step(model, optimizer, schedule, config.train),
-                    in_shardings=(replicated, batch_sharding, replicated),
-                    out_shardings=(replicated, replicated), donate_argnums=0)
+  steps_fn = jax.jit(state_lib.make_train_step(model, optimizer, schedule, train,
+                                               steps_per_call=True),
+                     in_shardings=(replicated, mesh_lib.stacked_batch_sharding(mesh)),
+                     out_shardings=(replicated, replicated), donate_argnums=0)
   show = _image_writer(model, config, mesh, workdir)
   writer = MetricWriter(os.path.join(workdir, "metrics.jsonl"),
                         os.path.join(workdir, "tensorboard", "train"))
-  batches = data_lib.iterate_from(data_lib.train_batches(config, data), start_step,
-                                  config.data.num_threads)
-  pending, last_log = [], (start_step, time.perf_counter())
-  for step in range(start_step + 1, config.train.num_steps + 1):
-    batch = mesh_lib.global_batch(next(batches), mesh)
-    state, metrics = step_fn(state, batch, train_key)
-    pending.append(metrics)
-    if step % config.train.log_every == 0 or step == config.train.num_steps:
-      means = jax.tree.map(lambda *m: np.mean(m), *jax.device_get(pending))
-      now = time.perf_counter()
-      means["examples_per_sec"] = (step - last_log[0]) * config.train.batch_size / (now - last_log[1])
-      writer.write(step, means)
-      print(f"step {step}: loss {means['loss']:.3f}, elbo {means['elbo']:.3f}, kl {means['kl']:.3f}, "
-            f"{means['examples_per_sec']:.0f} examples/s", flush=True)
-      pending, last_log = [], (step, now)
-    if step % config.train.checkpoint_every == 0 or step == config.train.num_steps:
-      checkpoints.save(step, state)
-      show(state.params, step)
-  checkpoints.wait()
-  checkpoints.close()
-  writer.close()
-  final_step = max(start_step, config.train.num_steps)
-  if start_step >= config.train.num_steps:
-    print(f"Already trained to step {start_step} (train.num_steps={config.train.num_steps}).")
+  local = data_lib.iterate_from(data_lib.train_batches(config, data), start_step,
+                                config.data.num_threads)
+  chunks = data_lib.prefetch_to_device(_chunks(local, chunk_sizes(start_step, train)),
+                                       mesh_lib.stacked_batch_sharding(mesh))
+  progress = Progress(start_step, train.num_steps, enabled=train.progress_bar)
+  pending, last_log, step = [], (start_step, time.perf_counter()), start_step
+  try:
+    with _Preemption() as preemption:
+      for index, chunk in enumerate(chunks):
+        state, metrics = steps_fn(state, chunk)
+        step += len(jax.tree.leaves(chunk)[0])
+        pending.append(metrics)
+        if step % train.log_every == 0 or step == train.num_steps:
+          summary = summarize(jax.device_get(pending))
+          now = time.perf_counter()
+          summary["step_time"] = (now - last_log[1]) / (step - last_log[0])
+          summary["examples_per_sec"] = train.batch_size / summary["step_time"]
+          writer.write(step, summary)
+          progress.log(step, summary)
+          pending, last_log = [], (step, now)
+          _check_skips(state, train, checkpoints, step)
+        saved = step % train.checkpoint_every == 0 or step == train.num_steps
+        if saved:
+          _check_skips(state, train, checkpoints, step)
+          checkpoints.save(step, state)
+          show(state.ema_params if state.ema_params is not None else state.params, step)
+        progress.update(step)
+        if step < train.num_steps and preemption.reached(index):
+          if not saved:
+            checkpoints.save(step, state)
+          checkpoints.wait()
+          progress.close()
+          print(f"Preempted (SIGTERM) at step {step}: saved a checkpoint in "
+                f"{checkpoints.directory}; rerun the same command to resume.", flush=True)
+          return None
+  finally:
+    progress.close()
+    checkpoints.wait()
+    checkpoints.close()
+    writer.close()
+  final_step = max(start_step, train.num_steps)
+  if start_step >= train.num_steps:
+    print(f"Already trained to step {start_step} (train.num_steps={train.num_steps}).")
   return evaluate(config, workdir, step=final_step)
 
 

@@ -38,3 +38,8 @@ def check_divisible(batch_size: int, mesh: Mesh, key: str) -> None:
   if batch_size % mesh.size:
     raise UserError(f"{key}={batch_size} must be divisible by the number of devices ({mesh.size}); "
                     f"use a multiple of {mesh.size} or set train.num_devices")
+
+
+def stacked_batch_sharding(mesh: Mesh) -> NamedSharding:
+  """A chunk of batches `[n, B, ...]` for one multi-step call: the example axis split over `data`."""
+  return NamedSharding(mesh, PartitionSpec(None, "data"))

@@ -1,5 +1,18 @@
-"""The train state and the pure train step."""
+"""The train state, the optimizer and schedule from config, and the pure train step.
 
+One update (`train_step`), in order:
+  1. gradients of the mean over the batch of the negative per-example objective, accumulated over
+     `accumulate_steps` equal micro-batches (their mean is the full-batch mean);
+  2. skip test: the update is skipped (params, optimizer state and EMA unchanged, `step` still
+     advances) when the loss or the global gradient norm is not finite, or the norm exceeds
+     `skip_grad_norm` (> 0); `skipped_updates` counts them and `consecutive_skips` the current run;
+  3. the optax chain: global-norm clipping (Pascanu et al., 2013), then Adam (Kingma & Ba, 2015)
+     or AdamW (Loshchilov & Hutter, 2019) at the warm-up + decay schedule;
+  4. EMA of the parameters: `ema <- d * ema + (1 - d) * params` (Polyak & Juditsky, 1992).
+`train_steps` runs a chunk of steps in one device call with `jax.lax.scan`.
+"""
+
+import dataclasses
 import functools
 from typing import Any
 
@@ -15,16 +28,67 @@ from jaxvae import losses
 
 @flax.struct.dataclass
 class TrainState:
-  step: jax.Array  # [] int32: number of updates applied
+  step: jax.Array  # [] int32: number of steps taken (updates applied or skipped)
   params: Any
   opt_state: Any
+  ema_params: Any  # a copy of the params tree, or None when train.ema_decay == 0
+  key: jax.Array  # [2] uint32: raw data of the run's random key (checkpointable)
+  skipped_updates: jax.Array  # [] int32: all skipped updates so far
+  consecutive_skips: jax.Array  # [] int32: skipped updates since the last applied one
+
+
+@dataclasses.dataclass(frozen=True)
+class StepOptions:
+  """The hashable part of `config.train` that the step needs (never a ConfigDict under jit)."""
+
+  objective: str = "elbo"
+  num_samples: int = 1
+  accumulate_steps: int = 1
+  ema_decay: float = 0.0
+  skip_grad_norm: float = 0.0
+  compute_dtype: str = "float32"
+
+  @classmethod
+  def from_config(cls, train: ml_collections.ConfigDict) -> "StepOptions":
+    return cls(objective=train.objective, num_samples=train.num_samples,
+               accumulate_steps=train.accumulate_steps, ema_decay=train.ema_decay,
+               skip_grad_norm=train.skip_grad_norm, compute_dtype=train.compute_dtype)
+
+
+def make_schedule(train: ml_collections.ConfigDict) -> optax.Schedule:
+  """Learning rate at update `s`, with peak `l = train.learning_rate`, warm-up `W`, `T = num_steps`:
+
+      s < W:       l * s / W
+      W <= s <= T: constant: l;  linear: l + (e - l) * (s - W) / (T - W);
+                   cosine: e + (l - e) * (1 + cos(pi * (s - W) / (T - W))) / 2
+      s > T:       the value at T
+  where `e = l * train.end_learning_rate_fraction` (cosine: Loshchilov & Hutter, 2017).
+  """
+  peak, warmup = train.learning_rate, train.warmup_steps
+  end = peak * train.end_learning_rate_fraction
+  decay_steps = max(train.num_steps - warmup, 1)
+  if train.decay == "cosine":
+    decay = optax.cosine_decay_schedule(peak, decay_steps, alpha=train.end_learning_rate_fraction)
+  elif train.decay == "linear":
+    decay = optax.linear_schedule(peak, end, decay_steps)
+  else:
+    decay = optax.constant_schedule(peak)
+  if not warmup:
+    return decay
+  return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), decay], [warmup])
 
 
 def make_optimizer(train: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation,
                                                              optax.Schedule]:
-  """Adam at `train.learning_rate`, and the schedule it follows (reported as `learning_rate`)."""
-  schedule = optax.constant_schedule(train.learning_rate)
-  return optax.adam(schedule), schedule
+  """The optax chain of `config.train` (clipping, Adam/AdamW) and its schedule (`make_schedule`)."""
+  schedule = make_schedule(train)
+  if train.optimizer == "adamw":
+    optimizer = optax.adamw(schedule, weight_decay=train.weight_decay)
+  else:
+    optimizer = optax.adam(schedule)
+  if train.clip_grad_norm:
+    optimizer = optax.chain(optax.clip_by_global_norm(train.clip_grad_norm), optimizer)
+  return optimizer, schedule
 
 
 def init_params(model: nn.Module, data_shape: tuple[int, ...], key: jax.Array) -> Any:
@@ -40,26 +104,46 @@ def abstract_params(model: nn.Module, data_shape: tuple[int, ...], sharding) -> 
 
 
 def init_state(model: nn.Module, optimizer: optax.GradientTransformation,
-               data_shape: tuple[int, ...], key: jax.Array) -> TrainState:
-  params = init_params(model, data_shape, key)
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
+               data_shape: tuple[int, ...], key: jax.Array, ema: bool = False) -> TrainState:
+  """Step 0: parameters from `split(key)[0]`, the run's key (for the steps' draws) from `[1]`."""
+  init_key, train_key = jax.random.split(key)
+  params = init_params(model, data_shape, init_key)
+  zero = jnp.zeros((), jnp.int32)
+  return TrainState(step=zero, params=params, opt_state=optimizer.init(params),
+                    ema_params=jax.tree.map(jnp.copy, params) if ema else None,
+                    key=jax.random.key_data(train_key), skipped_updates=zero,
+                    consecutive_skips=zero)
 
 
-def train_step(state: TrainState, batch: dict, key: jax.Array, *, model: nn.Module,
+def _microbatches(tree: Any, num: int, axis: int) -> Any:
+  """`[..., B, ...]` (batch at `axis`) -> `[num, ..., B / num, ...]`; micro-batch j holds examples
+  j, j + num, ... so that each keeps its even split over the `data` mesh axis."""
+  def split(a):
+    shape = a.shape[:axis] + (a.shape[axis] // num, num) + a.shape[axis + 1:]
+    return jnp.moveaxis(a.reshape(shape), axis + 1, 0)
+  return jax.tree.map(split, tree)
+
+
+def train_step(state: TrainState, batch: dict, *, model: nn.Module,
                optimizer: optax.GradientTransformation, schedule: optax.Schedule,
-               objective: str, num_samples: int) -> tuple[TrainState, dict]:
-  """One update on the mean over the batch of the per-example objective.
+               options: StepOptions) -> tuple[TrainState, dict]:
+  """One step on `batch = {'image': [B, ...], 'label': [B] (optional)}` (see the module docstring).
 
-  `objective` is 'elbo' (mean of K log weights) or 'iwae' (the K-sample IWAE bound). Random draws
-  use `fold_in(key, step)` split into `[K, B]` per-example keys, independent of the device count.
+  `options.objective` is 'elbo' (mean of K log weights) or 'iwae' (the K-sample IWAE bound). Random
+  draws use `fold_in(state.key, step)` split into `[K, B]` per-example keys, independent of the
+  device count and of the accumulation. Returns the new state and scalar metrics.
   """
   images = batch["image"]
-  keys = jax.random.split(jax.random.fold_in(key, state.step), (num_samples, images.shape[0]))
-  bound = {"elbo": losses.elbo, "iwae": losses.iwae_bound}[objective]
+  keys = jax.random.split(jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step),
+                          (options.num_samples, images.shape[0]))
+  bound = {"elbo": losses.elbo, "iwae": losses.iwae_bound}[options.objective]
+  compute_dtype = jnp.dtype(options.compute_dtype)
 
-  def loss_fn(params):
-    log_weights = model.apply({"params": params}, images, keys, batch.get("label"),
-                              method=model.log_weights)
+  def loss_fn(params, images, labels, keys):
+    if compute_dtype != jnp.float32:  # Low-precision compute, float32 master params and loss.
+      params, images = jax.tree.map(lambda a: a.astype(compute_dtype), (params, images))
+    log_weights = model.apply({"params": params}, images, keys, labels, method=model.log_weights)
+    log_weights = jax.tree.map(lambda a: a.astype(jnp.float32), log_weights)
     loss = -jnp.mean(bound(log_weights.values))
     metrics = {"loss": loss, "elbo": jnp.mean(losses.elbo(log_weights.values)),
                "kl": jnp.mean(log_weights.kl),
@@ -69,16 +153,57 @@ def train_step(state: TrainState, batch: dict, key: jax.Array, *, model: nn.Modu
         metrics[f"kl_layer_{layer}"] = kl
     return loss, metrics
 
-  grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
+  grad_fn = jax.grad(loss_fn, has_aux=True)
+  labels = batch.get("label")
+  if options.accumulate_steps == 1:
+    grads, metrics = grad_fn(state.params, images, labels, keys)
+  else:
+    micro = (_microbatches(images, options.accumulate_steps, 0),
+             _microbatches(labels, options.accumulate_steps, 0),
+             _microbatches(keys, options.accumulate_steps, 1))
+
+    def accumulate(total, inputs):
+      grads, metrics = grad_fn(state.params, *inputs)
+      return jax.tree.map(jnp.add, total, grads), metrics
+
+    zeros = jax.tree.map(jnp.zeros_like, state.params)
+    grads, metrics = jax.lax.scan(accumulate, zeros, micro)
+    grads = jax.tree.map(lambda g: g / options.accumulate_steps, grads)
+    metrics = jax.tree.map(jnp.mean, metrics)
+
+  grad_norm = optax.tree.norm(grads)
+  ok = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
+  if options.skip_grad_norm:
+    ok &= grad_norm <= options.skip_grad_norm
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-  metrics["learning_rate"] = schedule(state.step)
-  metrics["grad_norm"] = optax.tree.norm(grads)
-  new_state = TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                         opt_state=opt_state)
+  params = optax.apply_updates(state.params, updates)
+  ema_params = state.ema_params
+  if ema_params is not None:
+    ema_params = optax.incremental_update(params, ema_params, 1.0 - options.ema_decay)
+  keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+  skipped = (~ok).astype(jnp.int32)
+  new_state = state.replace(
+      step=state.step + 1, params=keep(params, state.params),
+      opt_state=keep(opt_state, state.opt_state),
+      ema_params=None if ema_params is None else keep(ema_params, state.ema_params),
+      skipped_updates=state.skipped_updates + skipped,
+      consecutive_skips=(state.consecutive_skips + 1) * skipped)
+  metrics.update(learning_rate=schedule(state.step), grad_norm=grad_norm,
+                 param_norm=optax.tree.norm(new_state.params), skipped=skipped,
+                 skipped_updates=new_state.skipped_updates,
+                 consecutive_skips=new_state.consecutive_skips)
   return new_state, metrics
 
 
-def make_train_step(model, optimizer, schedule, train: ml_collections.ConfigDict):
-  """`train_step` with the model and objective bound: `(state, batch, key) -> (state, metrics)`."""
-  return functools.partial(train_step, model=model, optimizer=optimizer, schedule=schedule,
-                           objective=train.objective, num_samples=train.num_samples)
+def train_steps(state: TrainState, batches: dict, **step_args) -> tuple[TrainState, dict]:
+  """`n` consecutive `train_step`s in one call: `batches` leaves are `[n, B, ...]`, metrics `[n]`."""
+  return jax.lax.scan(functools.partial(train_step, **step_args), state, batches)
+
+
+def make_train_step(model, optimizer, schedule, train: ml_collections.ConfigDict,
+                    steps_per_call: bool = False):
+  """`(state, batch) -> (state, metrics)` with everything else bound; with `steps_per_call`, the
+  chunked form `train_steps` (batches `[n, B, ...]`)."""
+  return functools.partial(train_steps if steps_per_call else train_step, model=model,
+                           optimizer=optimizer, schedule=schedule,
+                           options=StepOptions.from_config(train))

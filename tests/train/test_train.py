@@ -24,14 +24,14 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(smoke_config):
   model, optimizer, schedule, state = _setup(smoke_config)
   images = (np.random.default_rng(0).random((16, 8, 8, 1)) < 0.3).astype(np.float32)
   step = jax.jit(state_lib.make_train_step(model, optimizer, schedule, smoke_config.train))
-  key = jax.random.key(3)
+  key = jax.random.wrap_key_data(state.key)
   keys = jax.random.split(jax.random.fold_in(key, 0), (1, 16))  # the draws of step 0
 
   def loss(params):
     return -jnp.mean(losses.elbo(model.apply({"params": params}, images, keys,
                                              method=model.log_weights).values))
 
-  new_state, metrics = step(state, {"image": images}, key)
+  new_state, metrics = step(state, {"image": images})
   np.testing.assert_allclose(metrics["loss"], loss(state.params), rtol=1e-6)
   assert float(loss(new_state.params)) < float(loss(state.params))
   assert int(new_state.step) == 1

@@ -1,0 +1,136 @@
+"""Checkpoints: retention, EMA for readers, restoring onto another mesh, stopping on repeated skips,
+and a clean stop with a checkpoint on SIGTERM."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from jaxvae.errors import UserError
+from jaxvae.models import VAE, build_model
+from jaxvae.train import Checkpoints, loop, train_and_evaluate
+from jaxvae.train import mesh as mesh_lib
+from jaxvae.train import state as state_lib
+from jaxvae.train.metrics import read_jsonl
+
+_SHAPE = (8, 8, 1)
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _state(smoke_config, ema: bool, model=None):
+  model = model or VAE(data_shape=_SHAPE, latent_dim=4, hidden_sizes=(16,))
+  optimizer, _ = state_lib.make_optimizer(smoke_config.train)
+  return state_lib.init_state(model, optimizer, _SHAPE, jax.random.key(0), ema=ema)
+
+
+def test_keeps_the_last_n_and_every_mth(tmp_path, smoke_config):
+  state = _state(smoke_config, ema=False)
+  checkpoints = Checkpoints(str(tmp_path), max_to_keep=2, keep_every=4)
+  for step in range(1, 11):
+    checkpoints.save(step, state.replace(step=np.int32(step)))
+  checkpoints.wait()
+  assert checkpoints.all_steps() == [4, 8, 9, 10]
+  restored = checkpoints.restore(9, jax.eval_shape(lambda: state))
+  assert int(restored.step) == 9
+  np.testing.assert_array_equal(restored.key, state.key)
+
+
+def test_saved_on_eight_devices_restores_on_one_with_ema_for_readers(tmp_path, smoke_config):
+  state = _state(smoke_config, ema=True)
+  state = state.replace(ema_params=jax.tree.map(lambda a: a + 1.0, state.params))
+  eight = mesh_lib.make_mesh(8)
+  assert eight.size == 8
+  checkpoints = Checkpoints(str(tmp_path))
+  checkpoints.save(3, jax.device_put(state, mesh_lib.replicated(eight)))
+  checkpoints.wait()
+  one = mesh_lib.replicated(mesh_lib.make_mesh(1))
+  target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=one), state)
+  restored = Checkpoints(str(tmp_path), read_only=True).restore(3, target)
+  jax.tree.map(np.testing.assert_array_equal, restored, state)
+  leaf = restored.params["encoder"]["Dense_0"]["kernel"]
+  assert len(leaf.sharding.device_set) == 1
+  reader = Checkpoints(str(tmp_path), read_only=True)
+  assert reader.has_ema(3)
+  jax.tree.map(np.testing.assert_array_equal, reader.restore_params(3, target.params),
+               state.ema_params)
+
+
+def _poison(monkeypatch, steps):
+  """Makes the train batches of the given step indices (0-based) NaN in the trainer."""
+  original = loop.data_lib.train_batches
+
+  def poisoned(config, split):
+    def poison(index, batch):
+      if index in steps:
+        return {**batch, "image": np.full_like(batch["image"], np.nan)}
+      return batch
+    return original(config, split).map_with_index(poison)
+
+  monkeypatch.setattr(loop.data_lib, "train_batches", poisoned)
+
+
+def test_a_nan_batch_is_skipped_and_too_many_in_a_row_stop_the_run(tmp_path, smoke_config,
+                                                                 monkeypatch):
+  workdir = str(tmp_path)
+  smoke_config.train.num_steps = 10
+  smoke_config.train.max_consecutive_skips = 3
+  _poison(monkeypatch, {2})
+  record = train_and_evaluate(smoke_config, workdir)
+  assert record["step"] == 10
+  metrics = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  assert [m["skipped_updates"] for m in metrics] == [1, 1]
+  assert metrics[0]["skipped_in_interval"] == 1 and np.isfinite(metrics[0]["loss"])
+  reader = Checkpoints(workdir, read_only=True)
+  model = build_model(smoke_config.model, _SHAPE)
+  target = jax.eval_shape(lambda: _state(smoke_config, ema=False, model=model))
+  before = reader.restore(10, target)
+
+  smoke_config.train.num_steps = 20
+  _poison(monkeypatch, set(range(11, 20)))
+  with pytest.raises(UserError, match=r"max_consecutive_skips=3; the last good checkpoint "
+                                      r"\(step 10\) is intact"):
+    train_and_evaluate(smoke_config, workdir)
+  assert reader.all_steps() == [10]
+  after = reader.restore(10, target)
+  jax.tree.map(np.testing.assert_array_equal, after, before)
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly_then_training_resumes(tmp_path,
+                                                                            smoke_config):
+  workdir = str(tmp_path / "run")
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
+             JAX_PLATFORMS="cpu", PYTHONPATH=_ROOT)
+  command = [sys.executable, "-m", "jaxvae.cli", "train", f"--workdir={workdir}",
+             "--config=" + os.path.join(_ROOT, "jaxvae", "config.py") + ":smoke",
+             f"--config.data.data_dir={smoke_config.data.data_dir}",
+             "--config.train.num_steps=1000000", "--config.train.checkpoint_every=1000000",
+             "--config.train.log_every=5", "--config.train.steps_per_call=1"]
+  process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+  lines = []
+  try:
+    deadline = time.monotonic() + 120
+    for line in process.stdout:  # Wait until it trains, then preempt it.
+      lines.append(line)
+      if line.startswith("step 10:") or time.monotonic() > deadline:
+        break
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+  finally:
+    process.kill()
+  output = "".join(lines) + output
+  assert process.returncode == 0, output
+  assert "Preempted (SIGTERM) at step" in output, output
+  step = Checkpoints(workdir, read_only=True).latest_step()
+  assert step is not None and step >= 10, output
+  assert f"Preempted (SIGTERM) at step {step}:" in output
+
+  smoke_config.train.num_steps = step + 2
+  smoke_config.train.checkpoint_every = 1000000
+  record = train_and_evaluate(smoke_config, workdir)
+  assert record["step"] == step + 2
