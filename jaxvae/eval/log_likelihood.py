@@ -213,11 +213,14 @@ def evaluate_step(evaluator: Evaluator, checkpoints: checkpoint_lib.Checkpoints,
         writer.write(step, {k: v for k, v in record.items() if k != "step"},
                      tag_prefix=f"{evaluator.split}/K{record['num_samples']}/")
     writer.close()
-    diagnostics = evaluator.diagnostics(step, results)
-    writer = MetricWriter(diagnostics_path(workdir), os.path.join(workdir, "tensorboard", "eval"))
-    writer.write(step, {k: v for k, v in diagnostics.items() if k != "step"},
-                 tag_prefix=f"{evaluator.split}/diagnostics/")
-    writer.close()
+    diagnostics = evaluator.diagnostics(step, results)  # They do not depend on K: once a step.
+    if not any((r["step"], r["split"]) == (step, evaluator.split)
+               for r in read_jsonl(diagnostics_path(workdir))):
+      writer = MetricWriter(diagnostics_path(workdir),
+                            os.path.join(workdir, "tensorboard", "eval"))
+      writer.write(step, {k: v for k, v in diagnostics.items() if k != "step"},
+                   tag_prefix=f"{evaluator.split}/diagnostics/")
+      writer.close()
     if verbose and diagnostics.get("warning"):
       print(f"step {step}: warning: {diagnostics['warning']}", flush=True)
   records = [done[key] for key in wanted]

@@ -1,0 +1,106 @@
+"""The evaluation job (`jaxvae eval --follow`): each checkpoint once, a ledger, and a racing trainer."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from jaxvae import data as data_lib
+from jaxvae.errors import UserError
+from jaxvae.eval import follow
+from jaxvae.eval import log_likelihood as ll
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _ledger(workdir):
+  with open(os.path.join(workdir, "eval", "log_likelihood.jsonl")) as f:
+    return [json.loads(line) for line in f]
+
+
+def _steps_on_disk(workdir):
+  return sorted(int(n) for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit())
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tfds_dir):
+  """A finished smoke run with checkpoints at steps 5, 10, 15, 20."""
+  from jaxvae.cli import main
+
+  workdir = str(tmp_path_factory.mktemp("run"))
+  main(["jaxvae", "train", f"--workdir={workdir}", "--config=configs/digits_vae.py:smoke",
+        f"--config.data.data_dir={tfds_dir}", "--config.train.checkpoint_every=5",
+        "--config.train.keep_checkpoints=10"])
+  return workdir
+
+
+def test_follow_skips_vanished_and_half_written_steps_and_a_restart_repeats_nothing(
+    run_dir, monkeypatch, capsys):
+  workdir = str(run_dir)
+  assert _steps_on_disk(workdir) == [5, 10, 15, 20]
+  # A save in progress: Orbax's temporary directory, not yet renamed to its step.
+  os.makedirs(os.path.join(workdir, "checkpoints", "25.orbax-checkpoint-tmp-1700000000"))
+  restored = []
+  original = ll.Evaluator.restore
+
+  def restore(self, checkpoints, step):
+    restored.append(step)
+    if step == 10:  # The trainer's keep-last-N deletes it while it is being restored.
+      shutil.rmtree(os.path.join(workdir, "checkpoints", "10"))
+    return original(self, checkpoints, step)
+
+  monkeypatch.setattr(ll.Evaluator, "restore", restore)
+  assert follow(workdir, num_samples=(1, 3), poll_seconds=0.01, timeout_seconds=60) == [5, 15, 20]
+  assert restored == [5, 10, 15, 20]
+  assert "step 10: skipped, its checkpoint was deleted" in capsys.readouterr().out
+  ledger = [(r["step"], r["num_samples"]) for r in _ledger(workdir) if r["num_samples"] < 10]
+  assert ledger == [(5, 1), (5, 3), (15, 1), (15, 3), (20, 1), (20, 3)]
+  with open(os.path.join(workdir, "eval", "diagnostics.jsonl")) as f:
+    assert [json.loads(line)["step"] for line in f] == [20, 5, 15]  # 20: the trainer's eval
+
+  before = _ledger(workdir)
+  restored.clear()
+  assert follow(workdir, num_samples=(1, 3), poll_seconds=0.01, timeout_seconds=60) == [5, 15, 20]
+  assert restored == [] and _ledger(workdir) == before  # The ledger answers; nothing is redone.
+
+
+def test_follow_gives_up_after_the_timeout(tmp_path):
+  start = time.monotonic()
+  with pytest.raises(UserError, match="gave up after 0.2 s without a config.json"):
+    follow(str(tmp_path / "not_yet"), poll_seconds=0.05, timeout_seconds=0.2)
+  assert time.monotonic() - start < 10
+  with pytest.raises(UserError, match="--poll_seconds must be positive"):
+    follow(str(tmp_path), poll_seconds=0)
+
+
+def test_follow_evaluates_a_running_trainers_checkpoints_once(tmp_path, tfds_dir, smoke_config):
+  """A trainer and the job as two processes; the trainer deletes all but its last 2 checkpoints."""
+  data_lib.load_split(smoke_config.data, "test")  # Prepare the data before two processes race.
+  workdir = str(tmp_path / "run")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT,
+             XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  cli = [sys.executable, "-m", "jaxvae.cli"]
+  job = subprocess.Popen(cli + ["eval", f"--workdir={workdir}", "--follow", "--num_samples=2,4",
+                                "--poll_seconds=0.1", "--timeout=120"],
+                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+  trainer = subprocess.run(
+      cli + ["train", f"--workdir={workdir}", "--config=configs/digits_vae.py:smoke",
+             f"--config.data.data_dir={tfds_dir}", "--config.train.num_steps=40",
+             "--config.train.checkpoint_every=4", "--config.train.keep_checkpoints=2"],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert trainer.returncode == 0, trainer.stderr[-2000:]
+  out, _ = job.communicate(timeout=300)
+  assert job.returncode == 0, out[-2000:]
+  records = [r for r in _ledger(workdir) if r["num_samples"] in (2, 4)]
+  keys = [(r["step"], r["num_samples"]) for r in records]
+  assert len(keys) == len(set(keys))  # Each (checkpoint, K) exactly once.
+  evaluated = sorted({r["step"] for r in records})
+  assert evaluated[-1] == 40 and all(s % 4 == 0 for s in evaluated)
+  assert set(_steps_on_disk(workdir)) <= set(evaluated)  # Every surviving checkpoint.
+  assert all({(s, 2), (s, 4)} <= set(keys) for s in evaluated)
+  assert "Traceback" not in out
