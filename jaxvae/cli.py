@@ -32,6 +32,13 @@ def _define_flags(command: str, args: list[str]) -> flags.FlagValues:
         "config", DEFAULT_CONFIG, "Config file (a Python file with get_config()); ':smoke' "
         "selects its smoke variant. Default: the embedded digits VAE.", flag_values=fv,
         lock_config=True, sys_argv=args)
+    flags.DEFINE_string("coordinator_address", None, "Multi-process jobs: HOST:PORT of process 0 "
+                        "(with --num_processes and --process_id). None of the three on a Cloud "
+                        "TPU VM (automatic) or a single machine.", flag_values=fv)
+    flags.DEFINE_integer("num_processes", None, "Multi-process jobs: number of processes.",
+                         flag_values=fv)
+    flags.DEFINE_integer("process_id", None, "Multi-process jobs: this process's rank in "
+                         "[0, num_processes).", flag_values=fv)
   elif command == "eval":
     flags.DEFINE_list("num_samples", None, "K importance samples, or several K reported from one "
                       "pass, e.g. 1,10,100,1000,5000 (default: eval.nested_num_samples and "
@@ -103,8 +110,9 @@ def run(argv: list[str]) -> None:
   """Parses `argv` and runs the command; raises `UserError` on a mistake the user can fix."""
   command, fv, config = _parse(argv)
   if command == "train":
-    from jaxvae.train import train_and_evaluate
+    from jaxvae.train import distributed, train_and_evaluate
 
+    distributed.initialize(fv.coordinator_address, fv.num_processes, fv.process_id)
     train_and_evaluate(config, fv.workdir)
   elif command == "eval":
     from jaxvae import config as config_lib

@@ -12,9 +12,13 @@ from jaxvae.errors import UserError
 DATA_SOURCES = ("embedded", "tfds", "npz", "folder", "toy")
 BINARIZATIONS = ("dynamic", "static", "none")
 SCALES = ("unit", "symmetric")
-LIKELIHOODS = ("bernoulli",)
-MODEL_KINDS = ("vae",)
-OBJECTIVES = ("elbo", "iwae")
+LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic", "categorical256")
+MODEL_KINDS = ("vae", "hvae", "cvae", "toy")
+NETWORKS = ("mlp", "resnet")
+ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "swish")
+POSTERIORS = ("diag", "full_cov", "mixture", "planar_flow", "iaf")
+PRIORS = ("standard_normal", "mixture", "vamp")
+OBJECTIVES = ("elbo", "iwae", "exact_elbo")
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
@@ -39,10 +43,27 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.data.num_threads = 2
 
   config.model = ml_collections.ConfigDict()
-  config.model.kind = "vae"
-  config.model.latent_dim = 8
-  config.model.hidden_sizes = (256, 256)
-  config.model.likelihood = "bernoulli"
+  config.model.kind = "vae"  # vae | hvae (hierarchical) | cvae (label-conditional) | toy (1-D)
+  config.model.network = "mlp"  # mlp | resnet (conv; image sides divisible by 2^len(channels))
+  config.model.hidden_sizes = (256, 256)  # mlp: encoder layers (the decoder reverses them);
+  #   resnet: hidden_sizes[-1] is the width of the encoder's last Dense layer
+  config.model.activation = "tanh"  # tanh | relu | elu | gelu | swish
+  config.model.channels = (32, 64)  # resnet: channels per stage; each stage halves the resolution
+  config.model.blocks_per_stage = 1  # resnet: residual blocks per stage
+  config.model.latent_dim = 8  # vae, cvae
+  config.model.latent_dims = (16, 8)  # hvae: latent sizes per layer, bottom (next to x) to top
+  config.model.upper_hidden_sizes = (128, 128)  # hvae: hidden layers of the nets between layers
+  config.model.posterior = "diag"  # diag | full_cov | mixture | planar_flow | iaf
+  config.model.num_flows = 2  # planar_flow, iaf: flow steps
+  config.model.num_components = 4  # mixture posterior (equal weights) and mixture prior
+  config.model.prior = "standard_normal"  # standard_normal | mixture | vamp
+  config.model.num_pseudo_inputs = 50  # vamp: learned pseudo-inputs
+  config.model.likelihood = "bernoulli"  # bernoulli | gaussian | discretized_logistic | categorical256
+  config.model.likelihood_scale = 0.0  # gaussian: fixed scale; 0 = learned per-dimension scale
+  config.model.num_mixtures = 5  # discretized_logistic: logistics per pixel
+  config.model.num_bits = 8  # discretized_logistic, categorical256: 2^num_bits pixel levels
+  config.model.num_classes = 10  # cvae: label classes
+  config.model.output_bias = 0.0  # initial decoder output bias (IWAE: logit of the mean pixel)
 
   config.train = ml_collections.ConfigDict()
   config.train.objective = "elbo"  # elbo | iwae
@@ -94,6 +115,9 @@ def apply_variant(config: ml_collections.ConfigDict, variant: str) -> ml_collect
 def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Shrinks any config in place to a run of seconds: few steps, small nets, small K."""
   config.model.hidden_sizes = (32,)
+  config.model.upper_hidden_sizes = (32,)
+  config.model.channels = tuple(min(c, 8) for c in config.model.channels)
+  config.model.num_pseudo_inputs = min(config.model.num_pseudo_inputs, 10)
   config.train.batch_size = 16
   config.train.num_steps = 20
   config.train.log_every = 5
@@ -110,6 +134,10 @@ _CHOICES = {
     "data.scale": SCALES,
     "model.kind": MODEL_KINDS,
     "model.likelihood": LIKELIHOODS,
+    "model.network": NETWORKS,
+    "model.activation": ACTIVATIONS,
+    "model.posterior": POSTERIORS,
+    "model.prior": PRIORS,
     "train.objective": OBJECTIVES,
 }
 _POSITIVE = (
@@ -172,6 +200,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                                             values["data.scale"] != "unit"):
     raise UserError("binarized data are {0, 1}: with data.binarize set, use data.dequantize=False "
                     "and data.scale='unit' (or set data.binarize='none')")
+  _validate_model(values)
   if values["data.source"] == "toy" and values["data.binarize"] != "none":
     raise UserError("the toy data are real-valued: set data.binarize='none'")
   if values["data.source"] in ("npz", "folder") and not values["data.path"]:
@@ -211,6 +240,42 @@ def _validate_train(values: dict) -> None:
   if values["train.batch_size"] % values["train.accumulate_steps"]:
     raise UserError(f"train.batch_size={values['train.batch_size']} must be divisible by "
                     f"train.accumulate_steps={values['train.accumulate_steps']}")
+
+
+def _validate_model(values: dict) -> None:
+  """The `model` section's ranges and the combinations of model, data and objective that work."""
+  for key in ("model.num_flows", "model.num_components", "model.num_pseudo_inputs",
+              "model.num_mixtures", "model.num_classes", "model.blocks_per_stage"):
+    if not values[key] > 0:
+      raise UserError(f"config key '{key}' must be positive, got {values[key]!r}")
+  for key in ("model.latent_dims", "model.upper_hidden_sizes", "model.channels"):
+    if not values[key] or any(not isinstance(v, int) or v <= 0 for v in values[key]):
+      raise UserError(f"config key '{key}' must be a non-empty tuple of positive ints, "
+                      f"got {values[key]!r}")
+  if values["model.likelihood_scale"] < 0:
+    raise UserError(f"config key 'model.likelihood_scale' must be >= 0 (0 = learned), got "
+                    f"{values['model.likelihood_scale']!r}")
+  if not 1 <= values["model.num_bits"] <= 8:
+    raise UserError(f"config key 'model.num_bits' must be in 1..8, got {values['model.num_bits']}")
+  kind = values["model.kind"]
+  if kind == "hvae" and len(values["model.latent_dims"]) < 2:
+    raise UserError("model.kind='hvae' needs at least two stochastic layers: set "
+                    "model.latent_dims to a tuple of two or more sizes")
+  if kind == "hvae" and (values["model.posterior"], values["model.prior"]) != (
+      "diag", "standard_normal"):
+    raise UserError("model.kind='hvae' builds its own top-down posterior and prior: set "
+                    "model.posterior='diag' and model.prior='standard_normal'")
+  if values["model.prior"] == "vamp" and values["model.posterior"] in ("planar_flow", "iaf"):
+    raise UserError("model.prior='vamp' evaluates q(z | pseudo-input) in closed form: use "
+                    "model.posterior diag, full_cov or mixture with it")
+  if values["model.prior"] == "vamp" and kind == "cvae":
+    raise UserError("model.prior='vamp' is not available for model.kind='cvae' (its pseudo-inputs "
+                    "have no labels): use model.prior='standard_normal' or 'mixture'")
+  if (kind == "toy") != (values["data.source"] == "toy"):
+    raise UserError("model.kind='toy' and data.source='toy' go together: set both or neither")
+  if (kind == "toy") != (values["train.objective"] == "exact_elbo"):
+    raise UserError("train.objective='exact_elbo' (enumeration over z) is the toy model's "
+                    "objective: use it exactly when model.kind='toy'")
 
 
 def save_config(config: ml_collections.ConfigDict, path: str) -> None:

@@ -246,7 +246,7 @@ def _image_writer(model, config, mesh, workdir: str):
   originals = mesh_lib.global_batch({"image": originals}, mesh)["image"]
   replicated = mesh_lib.replicated(mesh)
 
-  def render(params):
+  def render(params, originals):  # Global arrays are arguments: a closure cannot span hosts.
     samples = model.apply({"params": params}, jax.random.key(config.seed), 64, method=model.sample)
     pairs = jnp.stack([originals, model.apply({"params": params}, originals,
                                               method=model.reconstruct)], axis=1)
@@ -256,7 +256,7 @@ def _image_writer(model, config, mesh, workdir: str):
   images_dir = os.path.join(workdir, "images")
 
   def show(params, step: int) -> None:
-    samples, pairs = render(params)
+    samples, pairs = render(params, originals)
     if jax.process_index() == 0:
       save_image_grid(np.asarray(samples.addressable_data(0)),
                       os.path.join(images_dir, f"samples_{step:08d}.png"))

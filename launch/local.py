@@ -1,0 +1,52 @@
+"""Runs one `jaxvae` job as N processes on this machine, joined over localhost (CPU collectives).
+
+    python launch/local.py --num_processes=2 --devices_per_process=2 -- \
+        train --workdir=/tmp/run --config=configs/digits_vae.py:smoke
+    python launch/local.py --dry-run --num_processes=2 -- train --workdir=/tmp/run
+
+Each process gets `devices_per_process` forced CPU devices and the coordinator flags
+(`--coordinator_address=localhost:PORT --num_processes=N --process_id=I`); the job is one mesh of
+N x devices_per_process devices. `--dry-run` prints the commands and runs nothing. If a process
+fails, the others are stopped and every process's last lines are printed; the exit code is 1.
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jaxvae.errors import UserError  # noqa: E402
+from jaxvae.train import distributed  # noqa: E402
+
+
+def main(argv: list[str]) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--num_processes", type=int, default=2)
+  parser.add_argument("--devices_per_process", type=int, default=1)
+  parser.add_argument("--timeout_s", type=float, default=3600)
+  parser.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true")
+  parser.add_argument("args", nargs=argparse.REMAINDER, help="-- then the jaxvae command and flags")
+  options = parser.parse_args(argv)
+  args = options.args[1:] if options.args[:1] == ["--"] else options.args
+  if not args:
+    parser.error("give the jaxvae command after --, e.g. -- train --workdir=/tmp/run")
+  try:
+    if options.dry_run:
+      for process in distributed.local_processes(args, options.num_processes,
+                                                 options.devices_per_process):
+        print(process.shell())
+      return 0
+    distributed.launch_local(args, options.num_processes, options.devices_per_process,
+                             timeout_s=options.timeout_s, echo=True)
+  except UserError as e:
+    print(f"launch/local.py: error: {e}", file=sys.stderr)
+    return 2
+  except distributed.LocalJobError as e:
+    print(e, file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,65 @@
+"""A real 2-process job (2 forced CPU devices each, joined over localhost) trains to the parameters
+of a 1-process 4-device run of the same config."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from jaxvae.errors import UserError
+from jaxvae.models import build_model
+from jaxvae.train import Checkpoints, distributed, train_and_evaluate
+from jaxvae.train import mesh as mesh_lib
+from jaxvae.train import state as state_lib
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _final_params(workdir, config):
+  model = build_model(config.model, (8, 8, 1))
+  reader = Checkpoints(workdir, read_only=True)
+  return reader.restore_params(reader.resolve_step(), state_lib.abstract_params(
+      model, (8, 8, 1), mesh_lib.replicated(mesh_lib.make_mesh())))
+
+
+def test_two_processes_of_two_devices_equal_one_process_of_four(tmp_path, smoke_config):
+  overrides = {"num_steps": 10, "checkpoint_every": 10, "steps_per_call": 5}
+  for key, value in overrides.items():
+    smoke_config.train[key] = value
+  smoke_config.train.num_devices = 4
+  train_and_evaluate(smoke_config, str(tmp_path / "one"))  # Also prepares the data for both.
+
+  args = ["train", f"--workdir={tmp_path / 'two'}",
+          "--config=" + os.path.join(_ROOT, "jaxvae", "config.py") + ":smoke",
+          f"--config.data.data_dir={smoke_config.data.data_dir}"]
+  args += [f"--config.train.{key}={value}" for key, value in overrides.items()]
+  outputs = distributed.launch_local(args, num_processes=2, devices_per_process=2, timeout_s=180)
+  assert "step 10:" in outputs[0], outputs[0]
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               _final_params(str(tmp_path / "two"), smoke_config),
+               _final_params(str(tmp_path / "one"), smoke_config))
+
+
+def test_local_commands_and_partial_coordinator_flags():
+  processes = distributed.local_processes(["train", "--workdir=w"], 2, 3, port=1234)
+  assert [p.argv[-1] for p in processes] == ["--process_id=0", "--process_id=1"]
+  assert all("--coordinator_address=localhost:1234" in p.argv for p in processes)
+  assert dict(processes[0].env)["XLA_FLAGS"] == "--xla_force_host_platform_device_count=3"
+  with pytest.raises(UserError, match="go together"):
+    distributed.initialize("localhost:1234", None, None)
+  assert distributed.on_cloud_tpu({"TPU_WORKER_ID": "0"})
+  assert not distributed.on_cloud_tpu({})
+
+
+def test_local_launcher_dry_run_prints_one_command_per_process(capsys):
+  import importlib.util
+
+  spec = importlib.util.spec_from_file_location("launch_local", os.path.join(_ROOT, "launch",
+                                                                             "local.py"))
+  launcher = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(launcher)
+  assert launcher.main(["--dry-run", "--num_processes=3", "--", "train", "--workdir=w"]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert len(lines) == 3 and all("-m jaxvae.cli train --workdir=w" in line for line in lines)
+  assert lines[2].endswith("--num_processes=3 --process_id=2")
