@@ -1,9 +1,30 @@
-"""Networks shared by the models."""
+"""Networks shared by the models: MLPs and convolutional ResNets, as encoders and decoders.
 
+Encoders map images `[B, *data_shape]` (and an optional conditioning vector `[B, C]`) to features
+`[B, F]`; posterior heads turn the features into q's parameters. Decoders map latents `[..., L]`
+(any leading axes, e.g. `[K, B]`) and the optional conditioning to per-pixel likelihood parameters
+`[..., D, P]`, `D = prod(data_shape)` pixels in row-major `(H, W, C)` order, `P` parameters each.
+"""
+
+import math
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+
+
+def activation_fn(name: str):
+  """The activation named `name` ('tanh', 'relu', 'elu', 'gelu', 'swish')."""
+  return getattr(nn, name)
+
+
+def _with_condition(h: jax.Array, condition: jax.Array | None) -> jax.Array:
+  """`concat([h, condition])` on the last axis, broadcasting `condition [B, C]` to `h [..., B, F]`."""
+  if condition is None:
+    return h
+  condition = jnp.broadcast_to(condition, h.shape[:-1] + condition.shape[-1:]).astype(h.dtype)
+  return jnp.concatenate([h, condition], axis=-1)
 
 
 class MLP(nn.Module):
@@ -12,9 +33,119 @@ class MLP(nn.Module):
   hidden_sizes: Sequence[int]
   out_size: int
   activation: str = "tanh"
+  bias_init: float = 0.0
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     for size in self.hidden_sizes:
-      x = getattr(nn, self.activation)(nn.Dense(size)(x))
-    return nn.Dense(self.out_size)(x)
+      x = activation_fn(self.activation)(nn.Dense(size)(x))
+    return nn.Dense(self.out_size, bias_init=nn.initializers.constant(self.bias_init))(x)
+
+
+class MLPEncoder(nn.Module):
+  """`x [B, *shape]`, `condition [B, C] | None` -> `[B, hidden_sizes[-1]]`: an MLP on the flat image.
+
+  The condition (e.g. a one-hot label) is concatenated to the flattened input (Sohn et al., 2015).
+  """
+
+  hidden_sizes: Sequence[int]
+  activation: str = "tanh"
+
+  @nn.compact
+  def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> jax.Array:
+    h = _with_condition(x.reshape(x.shape[0], -1), condition)
+    for size in self.hidden_sizes:
+      h = activation_fn(self.activation)(nn.Dense(size)(h))
+    return h
+
+
+class MLPDecoder(nn.Module):
+  """`z [..., L]`, `condition [B, C] | None` -> `[..., D, P]`: an MLP, then a linear layer to D * P.
+
+  `bias_init` is the initial output bias (Burda et al., 2016 start Bernoulli logits at the logit of
+  the mean training pixel).
+  """
+
+  hidden_sizes: Sequence[int]
+  data_shape: tuple[int, ...]
+  params_per_dim: int
+  activation: str = "tanh"
+  bias_init: float = 0.0
+
+  @nn.compact
+  def __call__(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
+    num_dims = math.prod(self.data_shape)
+    out = MLP(self.hidden_sizes, num_dims * self.params_per_dim, self.activation,
+              self.bias_init)(_with_condition(z, condition))
+    return out.reshape(out.shape[:-1] + (num_dims, self.params_per_dim))
+
+
+class ResidualBlock(nn.Module):
+  """`h + conv3x3(act(conv3x3(act(h))))` at constant channels (He et al., 2016, pre-activation)."""
+
+  activation: str = "relu"
+
+  @nn.compact
+  def __call__(self, h: jax.Array) -> jax.Array:
+    act = activation_fn(self.activation)
+    channels = h.shape[-1]
+    r = nn.Conv(channels, (3, 3))(act(h))
+    r = nn.Conv(channels, (3, 3), kernel_init=nn.initializers.zeros)(act(r))
+    return h + r
+
+
+class ResNetEncoder(nn.Module):
+  """`x [B, H, W, C]` -> `[B, F]`: stem conv, per stage a stride-2 conv to `channels[i]` and
+  `blocks_per_stage` residual blocks, then a Dense layer of `features` on the flattened map.
+
+  Each stage halves the resolution: 28x28 with 2 stages ends at 7x7, 32x32 with 3 at 4x4, 64x64
+  with 4 at 4x4. The condition is concatenated to the flattened map before the last Dense layer.
+  """
+
+  channels: Sequence[int]
+  blocks_per_stage: int
+  features: int
+  activation: str = "relu"
+
+  @nn.compact
+  def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> jax.Array:
+    act = activation_fn(self.activation)
+    h = nn.Conv(self.channels[0], (3, 3))(x)
+    for width in self.channels:
+      h = nn.Conv(width, (4, 4), strides=(2, 2))(act(h))
+      for _ in range(self.blocks_per_stage):
+        h = ResidualBlock(self.activation)(h)
+    h = _with_condition(act(h).reshape(h.shape[0], -1), condition)
+    return act(nn.Dense(self.features)(h))
+
+
+class ResNetDecoder(nn.Module):
+  """`z [..., L]` -> `[..., D, P]`: Dense to a `(H / 2^S, W / 2^S, channels[-1])` map, per stage
+  residual blocks and a 2x nearest upsampling + conv (channels in reverse order), then a conv to
+  `C * P` channels, read as `[H * W * C, P]`.
+  """
+
+  channels: Sequence[int]
+  blocks_per_stage: int
+  data_shape: tuple[int, int, int]
+  params_per_dim: int
+  activation: str = "relu"
+  bias_init: float = 0.0
+
+  @nn.compact
+  def __call__(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
+    act = activation_fn(self.activation)
+    height, width, colours = self.data_shape
+    scale = 2 ** len(self.channels)
+    lead = z.shape[:-1]
+    h = nn.Dense((height // scale) * (width // scale) * self.channels[-1])(
+        _with_condition(z, condition))
+    h = h.reshape((-1, height // scale, width // scale, self.channels[-1]))
+    for out_width in reversed(self.channels):
+      for _ in range(self.blocks_per_stage):
+        h = ResidualBlock(self.activation)(h)
+      h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
+      h = nn.Conv(out_width, (3, 3))(act(h))
+    out = nn.Conv(colours * self.params_per_dim, (3, 3),
+                  bias_init=nn.initializers.constant(self.bias_init))(act(h))
+    return out.reshape(lead + (height * width * colours, self.params_per_dim))

@@ -5,6 +5,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxvae import losses
 from jaxvae.models import VAE
@@ -24,12 +25,13 @@ def test_log_weights_and_elbo_match_numpy_float64():
   p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
   dense = lambda layer, h: h @ layer["kernel"] + layer["bias"]  # noqa: E731
   xf = x.reshape(4, 6).astype(np.float64)
-  enc = dense(p["encoder"]["Dense_1"], np.tanh(dense(p["encoder"]["Dense_0"], xf)))
+  enc = dense(p["posterior_head"]["head"], np.tanh(dense(p["encoder"]["Dense_0"], xf)))
   mean, log_var = enc[:, :3], enc[:, 3:]
   eps = np.array([[np.asarray(jax.random.normal(keys[k, b], (3,))) for b in range(4)]
                   for k in range(2)], np.float64)  # the draws the model makes
   z = mean + np.exp(0.5 * log_var) * eps  # [K, B, L]
-  logits = dense(p["decoder"]["Dense_1"], np.tanh(dense(p["decoder"]["Dense_0"], z)))
+  decoder = p["decoder"]["MLP_0"]
+  logits = dense(decoder["Dense_1"], np.tanh(dense(decoder["Dense_0"], z)))
   log_lik = np.sum(xf * _log_sigmoid(logits) + (1 - xf) * _log_sigmoid(-logits), -1)
   log_prior = np.sum(-0.5 * (math.log(2 * math.pi) + z**2), -1)
   log_post = np.sum(-0.5 * (math.log(2 * math.pi) + log_var + eps**2), -1)
@@ -50,3 +52,34 @@ def test_sample_and_reconstruct_shapes_and_range():
   recon = model.apply(params, x, method=model.reconstruct)
   assert samples.shape == (5, 8, 8, 1) and recon.shape == x.shape
   assert bool(jnp.all((samples >= 0) & (samples <= 1))) and bool(jnp.all((recon >= 0) & (recon <= 1)))
+
+
+def test_conditional_vae_uses_labels_and_samples_each_class():
+  model = VAE(data_shape=(4,), latent_dim=2, hidden_sizes=(8,), num_classes=3)
+  x = jnp.full((2, 4), 1.0)
+  keys = jax.random.split(jax.random.key(1), (1, 2))
+  params = model.init(jax.random.key(0), x, keys, jnp.zeros(2, jnp.int32))
+  lw = lambda labels: model.apply(params, x, keys, labels).values  # noqa: E731
+  assert not np.allclose(lw(jnp.array([0, 0])), lw(jnp.array([1, 2])))
+  cycled = model.apply(params, jax.random.key(2), 6, method=model.sample)
+  explicit = model.apply(params, jax.random.key(2), 6, jnp.array([0, 1, 2, 0, 1, 2]),
+                         method=model.sample)
+  np.testing.assert_array_equal(cycled, explicit)
+  other = model.apply(params, jax.random.key(2), 6, jnp.zeros(6, jnp.int32), method=model.sample)
+  assert not np.allclose(cycled[1:3], other[1:3])
+
+
+@pytest.mark.parametrize("image_shape, channels", [((28, 28, 1), (8, 8)), ((32, 32, 3), (4, 4, 8)),
+                                                   ((64, 64, 3), (4, 4, 4, 8))])
+def test_resnet_encoder_decoder_shapes(image_shape, channels):
+  model = VAE(data_shape=image_shape, latent_dim=3, hidden_sizes=(16,), network="resnet",
+              channels=channels, activation="relu", likelihood="discretized_logistic",
+              num_mixtures=2)
+  x = jnp.full((2,) + image_shape, 0.5)
+  keys = jax.random.split(jax.random.key(1), (3, 2))
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x, keys))
+  lw = jax.eval_shape(lambda v: model.apply(v, x, keys).values, variables)
+  assert lw.shape == (3, 2)
+  samples = jax.eval_shape(
+      lambda v: model.apply(v, jax.random.key(2), 5, method=model.sample), variables)
+  assert samples.shape == (5,) + image_shape
