@@ -7,6 +7,10 @@ posterior mean and widens its variance, so its ELBO is well below log p(x).
 """
 
 import math
+import os
+import socket
+import subprocess
+import sys
 
 import flax.linen as nn
 import jax
@@ -75,9 +79,14 @@ def _exact_log_px(x):
   return -0.5 * (np.log(2 * np.pi * var) + (np.asarray(x, np.float64) - B) ** 2 / var)
 
 
-@pytest.fixture
-def toy_config(smoke_config):
-  config = smoke_config
+NUM_SAMPLES_2P = (1, 10, 30)
+
+
+def toy_eval_config():
+  """The smoke config on the 1-D toy data (500 test examples)."""
+  from jaxvae.config import get_config
+
+  config = get_config("smoke")
   config.data.source = "toy"
   config.data.binarize = "none"
   config.eval.batch_size = 64
@@ -85,10 +94,20 @@ def toy_config(smoke_config):
   return config
 
 
+@pytest.fixture
+def toy_config():
+  return toy_eval_config()
+
+
 def _run(config, num_samples, params=None, refine_steps=0):
   evaluator = Evaluator(config, "test", num_samples, refine_steps, model=LinearGaussian())
   params = params or _params()
   return evaluator, evaluator.run(params)
+
+
+def run_linear_gaussian(config, num_samples):
+  """Per-example results of the linear-Gaussian model on the toy test split."""
+  return _run(config, num_samples)[1]
 
 
 def test_k5000_is_within_005_nats_of_exact_log_px(toy_config):
@@ -132,13 +151,13 @@ def test_nested_k_are_prefixes_of_the_same_samples(toy_config):
 
 def test_same_numbers_with_1_or_8_devices_and_any_batch_or_chunk_size(toy_config):
   toy_config.train.num_devices = 8
-  _, reference = _run(toy_config, (1, 10, 100))
+  reference = run_linear_gaussian(toy_config, NUM_SAMPLES_2P)
   assert len(jax.devices()) == 8
-  for devices, batch_size, chunk_size in ((1, 40, 7), (8, 16, 100), (2, 500, 33)):
+  for devices, batch_size, chunk_size in ((1, 40, 7), (8, 16, 30)):
     toy_config.train.num_devices = devices
     toy_config.eval.batch_size = batch_size
     toy_config.eval.chunk_size = chunk_size
-    _, results = _run(toy_config, (1, 10, 100))
+    results = run_linear_gaussian(toy_config, NUM_SAMPLES_2P)
     for name in ("id", "log_px", "elbo"):
       np.testing.assert_allclose(results[name], reference[name], atol=1e-5, err_msg=name)
 
@@ -190,3 +209,23 @@ def test_refinement_closes_the_amortization_gap(toy_config):
   assert abs(record["refined_log_px"] - exact) < 0.01
   np.testing.assert_allclose(record["amortization_gap"], record["refined_elbo"] - record["elbo"])
   assert record["refine_steps"] == 500
+
+
+def test_two_processes_on_localhost_give_the_same_numbers(toy_config, tmp_path):
+  """2 processes x 2 CPU devices (gloo collectives) against this process's 8 devices."""
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    port = s.getsockname()[1]
+  out = str(tmp_path / "two_process.npz")
+  worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "two_process_worker.py")
+  root = os.path.dirname(os.path.dirname(os.path.dirname(worker)))
+  env = dict(os.environ, PYTHONPATH=root)
+  procs = [subprocess.Popen([sys.executable, worker, str(port), str(i), out], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           for i in range(2)]
+  outputs = [p.communicate(timeout=120)[0] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+  two = np.load(out)
+  one = run_linear_gaussian(toy_config, NUM_SAMPLES_2P)
+  for name in ("id", "log_px", "elbo", "posterior_mean"):
+    np.testing.assert_allclose(two[name], one[name], atol=1e-5, err_msg=name)
