@@ -81,15 +81,16 @@ class LocalProcess:
 
 
 def local_processes(args: list[str], num_processes: int, devices_per_process: int,
-                    port: int | None = None) -> list[LocalProcess]:
-  """The commands of an N-process job on localhost: `python -m jaxvae.cli ARGS` plus the
-  coordinator flags, each process with `devices_per_process` forced CPU devices."""
+                    port: int | None = None, module: str = "jaxvae.cli") -> list[LocalProcess]:
+  """The commands of an N-process job on localhost: `python -m MODULE ARGS` plus the
+  coordinator flags, each process with `devices_per_process` forced CPU devices. `module` is
+  the CLI by default; tests run their own workers that take the same coordinator flags."""
   if num_processes < 1 or devices_per_process < 1:
     raise UserError("--num_processes and --devices_per_process must be >= 1")
   port = port or free_port()
   env = (("JAX_PLATFORMS", "cpu"),
          ("XLA_FLAGS", f"--xla_force_host_platform_device_count={devices_per_process}"))
-  return [LocalProcess(argv=(sys.executable, "-m", "jaxvae.cli", *args,
+  return [LocalProcess(argv=(sys.executable, "-m", module, *args,
                              f"--coordinator_address=localhost:{port}",
                              f"--num_processes={num_processes}", f"--process_id={rank}"),
                        env=env)
@@ -103,13 +104,13 @@ class LocalJobError(RuntimeError):
 
 def launch_local(args: list[str], num_processes: int, devices_per_process: int,
                  timeout_s: float = 300, env: dict | None = None, cwd: str | None = None,
-                 echo: bool = False) -> list[str]:
+                 echo: bool = False, module: str = "jaxvae.cli") -> list[str]:
   """Runs an N-process `jaxvae` job on localhost to the end; returns each process's output.
 
   If any process fails, the others are killed at once (a lone survivor would wait for its peers
   forever); on failure or timeout raises `LocalJobError` with every process's last lines.
   """
-  processes = local_processes(args, num_processes, devices_per_process)
+  processes = local_processes(args, num_processes, devices_per_process, module=module)
   base = dict(os.environ if env is None else env)
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   base["PYTHONPATH"] = os.pathsep.join(filter(None, [root, base.get("PYTHONPATH", "")]))
