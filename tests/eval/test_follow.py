@@ -57,10 +57,12 @@ def test_follow_skips_vanished_and_half_written_steps_and_a_restart_repeats_noth
   assert follow(workdir, num_samples=(1, 3), poll_seconds=0.01, timeout_seconds=60) == [5, 15, 20]
   assert restored == [5, 10, 15, 20]
   assert "step 10: skipped, its checkpoint was deleted" in capsys.readouterr().out
-  ledger = [(r["step"], r["num_samples"]) for r in _ledger(workdir) if r["num_samples"] < 10]
+  ledger = [(r["step"], r["num_samples"]) for r in _ledger(workdir)
+            if r["num_samples"] < 10 and r["split"] == "test"]
   assert ledger == [(5, 1), (5, 3), (15, 1), (15, 3), (20, 1), (20, 3)]
   with open(os.path.join(workdir, "eval", "diagnostics.jsonl")) as f:
-    assert [json.loads(line)["step"] for line in f] == [20, 5, 15]  # 20: the trainer's eval
+    steps = [r["step"] for r in map(json.loads, f) if r["split"] == "test"]
+  assert steps == [20, 5, 15]  # 20: the trainer's own final evaluation
 
   before = _ledger(workdir)
   restored.clear()
@@ -104,3 +106,26 @@ def test_follow_evaluates_a_running_trainers_checkpoints_once(tmp_path, tfds_dir
   assert set(_steps_on_disk(workdir)) <= set(evaluated)  # Every surviving checkpoint.
   assert all({(s, 2), (s, 4)} <= set(keys) for s in evaluated)
   assert "Traceback" not in out
+
+
+def test_cli_reports_several_k_from_one_pass_and_rejects_bad_flags(run_dir, capsys):
+  from jaxvae.cli import main
+
+  workdir = str(run_dir)
+  main(["jaxvae", "eval", f"--workdir={workdir}", "--num_samples=6,2", "--step=15",
+        "--split=train"])
+  records = [r for r in _ledger(workdir) if r["split"] == "train"]
+  assert [(r["step"], r["num_samples"]) for r in records] == [(15, 2), (15, 6)]
+  assert records[0]["seconds"] == records[1]["seconds"]  # One pass.
+  assert records[0]["elbo"] <= records[0]["log_px"] <= records[1]["log_px"] + 0.5
+  for args, message in (
+      (["--num_samples=1,ten"], "--num_samples must be comma-separated integers"),
+      (["--num_samples=0,5"], "--num_samples must be positive"),
+      (["--follow", "--step=5"], "--step and --follow exclude each other"),
+      (["--refine_steps=-1"], "--refine_steps must be >= 0"),
+      (["--follow", "--poll_seconds=0"], "--poll_seconds must be positive"),
+  ):
+    with pytest.raises(SystemExit) as exit_info:
+      main(["jaxvae", "eval", f"--workdir={workdir}", *args])
+    assert exit_info.value.code == 2, args
+    assert message in capsys.readouterr().err, args
