@@ -117,9 +117,10 @@ def chunked_iwae_bound(
     chunk_lse, chunk_sum = chunk_stats(first, chunk_size)
     return (jnp.logaddexp(lse, chunk_lse), total + chunk_sum), None
 
-  lse, total = chunk_stats(jnp.asarray(0), chunk_size)
-  starts = chunk_size * jnp.arange(1, num_full)
-  (lse, total), _ = jax.lax.scan(add_chunk, (lse, total), starts)
+  # Every full chunk inside the one scan (none outside it), so XLA holds one chunk at a time.
+  empty = jnp.full((len(ks), example_keys.shape[0]), -jnp.inf)
+  starts = chunk_size * jnp.arange(num_full)
+  (lse, total), _ = jax.lax.scan(add_chunk, (empty, jnp.zeros_like(empty)), starts)
   if remainder:
     chunk_lse, chunk_sum = chunk_stats(jnp.asarray(num_full * chunk_size), remainder)
     lse, total = jnp.logaddexp(lse, chunk_lse), total + chunk_sum
