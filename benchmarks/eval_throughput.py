@@ -107,8 +107,8 @@ def run(quick: bool = False) -> tuple[str, dict]:
   ]
   for k, chunked, whole in memory:
     lines.append(f"| {k} | {chunked / 2**20:.1f} | {whole / 2**20:.1f} | {whole / chunked:.1f}x |")
-  lines += ["", "Once K reaches the chunk size, the chunked estimator's memory is flat in K (that of "
-            "one chunk); the unchunked one grows linearly."]
+  lines += ["", "Once K reaches the chunk size, the chunked estimator's memory is flat in K (that "
+            "of one chunk); the unchunked one grows linearly."]
   record = {"machine": info, "batch": batch, "num_samples": num_samples, "chunk_size": chunk,
             "log_weights_per_second": rate, "flops_per_log_weight": flops_per_log_weight,
             "peak_flops": peak, "fraction_of_peak": fraction, "timing": timing,

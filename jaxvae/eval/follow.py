@@ -104,7 +104,7 @@ def follow(workdir: str, *, split: str | None = None,
 
 
 def _evaluate_if_present(evaluator: ll.Evaluator, workdir: str, step: int, verbose: bool) -> bool:
-  """Evaluates `step`; False (with a note) if the trainer deleted it before or during the restore."""
+  """Evaluates `step`; False (with a note) if the trainer deleted it before or while restoring."""
   checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
   try:
     ll.evaluate_step(evaluator, checkpoints, workdir, step, verbose)

@@ -37,7 +37,7 @@ def gaussian_posterior_problem(model: nn.Module, params: Any, x: jax.Array) -> s
         and out[0].shape[0] == x.shape[0])
   if not ok:
     shapes = jax.tree.map(lambda a: getattr(a, "shape", a), out)
-    return (f"{name}.encode returns {shapes}, not a diagonal Gaussian (mean [B, L], log_var [B, L])")
+    return f"{name}.encode returns {shapes}, not a diagonal Gaussian (mean [B, L], log_var [B, L])"
   return None
 
 
@@ -80,7 +80,7 @@ def diagnostics(posterior_means: np.ndarray, kl_per_dim: np.ndarray) -> dict:
 
 
 def with_posterior(posterior: tuple[jax.Array, jax.Array]):
-  """A context in which the model's own `encode` returns `posterior` instead of its encoder's output.
+  """A context in which the model's own `encode` returns `posterior`, not its encoder's output.
 
   Model-agnostic: `log_weights` of any model that gets its posterior from `self.encode(x)` then
   draws from and scores `posterior`. Only the top-level module's `encode` is replaced.

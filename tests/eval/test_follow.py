@@ -1,4 +1,4 @@
-"""The evaluation job (`jaxvae eval --follow`): each checkpoint once, a ledger, and a racing trainer."""
+"""The evaluation job (`jaxvae eval --follow`): each checkpoint once, a ledger, a racing trainer."""
 
 import json
 import os
