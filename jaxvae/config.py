@@ -89,6 +89,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.train.keep_every = 0  # also keep every checkpoint whose step is a multiple; 0 = off
   config.train.compute_dtype = "float32"  # float32 | bfloat16 (params stay float32)
   config.train.progress_bar = True  # a progress bar with ETA when stdout is a terminal
+  config.train.fsdp_devices = 1  # mesh axis 'fsdp': shard params/optimizer state over it; 1 = off
 
   config.eval = ml_collections.ConfigDict()
   config.eval.num_samples = 1_000  # K of the importance-sampled log p(x)
@@ -226,7 +227,7 @@ def _validate_train(values: dict) -> None:
   for key, choices in _TRAIN_CHOICES.items():
     if values[key] not in choices:
       raise UserError(f"config key '{key}' is {values[key]!r}; choose one of {', '.join(choices)}")
-  for key in ("train.accumulate_steps", "train.steps_per_call"):
+  for key in ("train.accumulate_steps", "train.steps_per_call", "train.fsdp_devices"):
     if values[key] < 1:
       raise UserError(f"config key '{key}' must be >= 1, got {values[key]!r}")
   for key in ("train.weight_decay", "train.warmup_steps", "train.clip_grad_norm",

@@ -27,7 +27,7 @@ from jaxvae.train.progress import Progress
 _RESUMABLE_CHANGES = ("train.num_steps", "train.log_every", "train.checkpoint_every",
                       "train.keep_checkpoints", "train.keep_every", "train.num_devices",
                       "train.steps_per_call", "train.max_consecutive_skips",
-                      "train.progress_bar", "data.num_threads",
+                      "train.progress_bar", "train.fsdp_devices", "data.num_threads",
                       "data.data_dir", "eval.")
 
 
@@ -77,10 +77,17 @@ def chunk_sizes(start_step: int, train: ml_collections.ConfigDict) -> Iterator[i
     step += size
 
 
-def _chunks(batches: Iterator[dict], sizes: Iterator[int]) -> Iterator[dict]:
-  """Stacks the next `n` local batches for each `n` of `sizes`: leaves `[n, b, ...]`."""
+def chunk_length(train: ml_collections.ConfigDict) -> int:
+  """The fixed length S of every chunk (`chunk_sizes` never exceeds it): one compilation."""
+  return min(train.steps_per_call, train.log_every, train.checkpoint_every, train.num_steps)
+
+
+def _chunks(batches: Iterator[dict], sizes: Iterator[int], length: int) -> Iterator[dict]:
+  """Stacks the next `n` local batches for each `n` of `sizes`, padded with zeros to `length`:
+  leaves `[length, b, ...]` (the step function trains on the first `n` only)."""
   for size in sizes:
     group = [next(batches) for _ in range(size)]
+    group += [jax.tree.map(np.zeros_like, group[0])] * (length - size)
     yield jax.tree.map(lambda *leaves: np.stack(leaves), *group)
 
 
@@ -161,7 +168,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
 
   config_lib.validate(config)
   train = config.train
-  mesh = mesh_lib.make_mesh(train.num_devices)
+  mesh = mesh_lib.make_mesh(train.num_devices, train.fsdp_devices)
   mesh_lib.check_divisible(train.batch_size, mesh, "train.batch_size")
   mesh_lib.check_divisible(config.eval.batch_size, mesh, "eval.batch_size")
   data = data_lib.load_split(config.data, config.data.train_split)
@@ -170,10 +177,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   model = build_model(config.model, data.image_shape)
   optimizer, schedule = state_lib.make_optimizer(train)
   replicated = mesh_lib.replicated(mesh)
-  init = jax.jit(lambda key: state_lib.init_state(model, optimizer, data.image_shape, key,
-                                                  ema=train.ema_decay > 0),
-                 out_shardings=replicated)
+  init_state = lambda key: state_lib.init_state(model, optimizer, data.image_shape, key,
+                                                ema=train.ema_decay > 0)
   key = jax.random.key(config.seed)
+  state_sharding = mesh_lib.state_shardings(jax.eval_shape(init_state, key), mesh)
+  init = jax.jit(init_state, out_shardings=state_sharding)  # Built where it lives.
   checkpoints = checkpoint_lib.Checkpoints(workdir, max_to_keep=train.keep_checkpoints,
                                            keep_every=train.keep_every)
   start_step = checkpoints.latest_step() or 0
@@ -185,25 +193,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
 
   steps_fn = jax.jit(state_lib.make_train_step(model, optimizer, schedule, train,
                                                steps_per_call=True),
-                     in_shardings=(replicated, mesh_lib.stacked_batch_sharding(mesh)),
-                     out_shardings=(replicated, replicated), donate_argnums=0)
+                     in_shardings=(state_sharding, mesh_lib.stacked_batch_sharding(mesh),
+                                   replicated),
+                     out_shardings=(state_sharding, replicated), donate_argnums=0)
   show = _image_writer(model, config, mesh, workdir)
   writer = MetricWriter(os.path.join(workdir, "metrics.jsonl"),
                         os.path.join(workdir, "tensorboard", "train"))
   local = data_lib.iterate_from(data_lib.train_batches(config, data), start_step,
                                 config.data.num_threads)
-  chunks = data_lib.prefetch_to_device(_chunks(local, chunk_sizes(start_step, train)),
-                                       mesh_lib.stacked_batch_sharding(mesh))
+  chunks = data_lib.prefetch_to_device(
+      _chunks(local, chunk_sizes(start_step, train), chunk_length(train)),
+      mesh_lib.stacked_batch_sharding(mesh))
   progress = Progress(start_step, train.num_steps, enabled=train.progress_bar)
   pending, last_log, step = [], (start_step, time.perf_counter()), start_step
   try:
     with _Preemption() as preemption:
-      for index, chunk in enumerate(chunks):
-        state, metrics = steps_fn(state, chunk)
-        step += len(jax.tree.leaves(chunk)[0])
-        pending.append(metrics)
+      for index, (size, chunk) in enumerate(zip(chunk_sizes(start_step, train), chunks)):
+        state, metrics = steps_fn(state, chunk, np.int32(size))
+        step += size
+        pending.append((size, metrics))
         if step % train.log_every == 0 or step == train.num_steps:
-          summary = summarize(jax.device_get(pending))
+          summary = summarize([jax.tree.map(lambda m, n=n: m[:n], metrics)
+                               for n, metrics in jax.device_get(pending)])
           now = time.perf_counter()
           summary["step_time"] = (now - last_log[1]) / (step - last_log[0])
           summary["examples_per_sec"] = train.batch_size / summary["step_time"]

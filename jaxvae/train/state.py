@@ -129,14 +129,15 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
                options: StepOptions) -> tuple[TrainState, dict]:
   """One step on `batch = {'image': [B, ...], 'label': [B] (optional)}` (see the module docstring).
 
-  `options.objective` is 'elbo' (mean of K log weights) or 'iwae' (the K-sample IWAE bound). Random
-  draws use `fold_in(state.key, step)` split into `[K, B]` per-example keys, independent of the
+  `options.objective` is 'elbo' (mean of K log weights), 'iwae' (the K-sample IWAE bound) or
+  'exact_elbo' (the model's `exact_elbo`, by enumeration over a discrete z). Random draws use `fold_in(state.key, step)` split into `[K, B]` per-example keys, independent of the
   device count and of the accumulation. Returns the new state and scalar metrics.
   """
   images = batch["image"]
   keys = jax.random.split(jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step),
                           (options.num_samples, images.shape[0]))
-  bound = {"elbo": losses.elbo, "iwae": losses.iwae_bound}[options.objective]
+  # 'exact_elbo': the model's own ELBO by enumeration over a discrete z (the 1-D toy).
+  bound = {"elbo": losses.elbo, "iwae": losses.iwae_bound, "exact_elbo": None}[options.objective]
   compute_dtype = jnp.dtype(options.compute_dtype)
 
   def loss_fn(params, images, labels, keys):
@@ -144,7 +145,10 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
       params, images = jax.tree.map(lambda a: a.astype(compute_dtype), (params, images))
     log_weights = model.apply({"params": params}, images, keys, labels, method=model.log_weights)
     log_weights = jax.tree.map(lambda a: a.astype(jnp.float32), log_weights)
-    loss = -jnp.mean(bound(log_weights.values))
+    if bound is None:
+      loss = -jnp.mean(model.apply({"params": params}, images, labels, method="exact_elbo"))
+    else:
+      loss = -jnp.mean(bound(log_weights.values))
     metrics = {"loss": loss, "elbo": jnp.mean(losses.elbo(log_weights.values)),
                "kl": jnp.mean(log_weights.kl),
                "log_likelihood": jnp.mean(log_weights.log_likelihood)}
@@ -195,15 +199,32 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
   return new_state, metrics
 
 
-def train_steps(state: TrainState, batches: dict, **step_args) -> tuple[TrainState, dict]:
-  """`n` consecutive `train_step`s in one call: `batches` leaves are `[n, B, ...]`, metrics `[n]`."""
-  return jax.lax.scan(functools.partial(train_step, **step_args), state, batches)
+def train_steps(state: TrainState, batches: dict, num_steps: jax.Array | None = None,
+                **step_args) -> tuple[TrainState, dict]:
+  """`train_step` on each of the first `num_steps` batches of a chunk, in one device call.
+
+  `batches` leaves are `[S, B, ...]` and `num_steps` a traced `[]` int32 <= S (None: S): the chunk
+  length S is fixed, so one compilation serves every chunk (a shorter last chunk is padded; its
+  padding batches are never trained on). Metrics are `[S]` (zeros past `num_steps`).
+  """
+  length = jax.tree.leaves(batches)[0].shape[0]
+  num_steps = length if num_steps is None else num_steps
+  step = functools.partial(train_step, **step_args)
+  metrics_shape = jax.eval_shape(step, state, jax.tree.map(lambda a: a[0], batches))[1]
+
+  def body(state, inputs):
+    index, batch = inputs
+    skip = lambda state, batch: (state, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype),
+                                                     metrics_shape))
+    return jax.lax.cond(index < num_steps, step, skip, state, batch)
+
+  return jax.lax.scan(body, state, (jnp.arange(length), batches))
 
 
 def make_train_step(model, optimizer, schedule, train: ml_collections.ConfigDict,
                     steps_per_call: bool = False):
   """`(state, batch) -> (state, metrics)` with everything else bound; with `steps_per_call`, the
-  chunked form `train_steps` (batches `[n, B, ...]`)."""
+  chunked form `train_steps(state, batches [S, B, ...], num_steps)`."""
   return functools.partial(train_steps if steps_per_call else train_step, model=model,
                            optimizer=optimizer, schedule=schedule,
                            options=StepOptions.from_config(train))

@@ -143,6 +143,12 @@ def test_several_steps_per_call_equal_one_step_per_call(smoke_config):
   together, metrics = chunked(state, {"image": images})
   jax.tree.map(np.testing.assert_array_equal, together, one_by_one)
   np.testing.assert_array_equal(metrics["loss"], np.stack(losses))
+  # A chunk padded to 6 batches trains on its first 4 only: the same compiled length serves all.
+  padded = np.concatenate([images, np.full((2,) + images.shape[1:], np.nan, np.float32)])
+  together, metrics = chunked(state, {"image": padded}, np.int32(4))
+  jax.tree.map(np.testing.assert_array_equal, together, one_by_one)
+  np.testing.assert_array_equal(metrics["loss"][:4], np.stack(losses))
+  assert int(together.step) == 4 and int(together.skipped_updates) == 0
 
 
 @pytest.mark.parametrize("key, value, message", [

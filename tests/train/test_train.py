@@ -73,12 +73,28 @@ def test_eight_devices_give_the_parameters_of_one(tmp_path, smoke_config):
   assert jax.device_count() == 8
   smoke_config.train.num_steps = 12
   results = {}
-  for devices in (1, 8):
-    smoke_config.train.num_devices = devices
-    train_and_evaluate(smoke_config, str(tmp_path / str(devices)))
-    results[devices] = _final_params(str(tmp_path / str(devices)), smoke_config)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5),
-               results[1], results[8])
+  for devices, fsdp in ((1, 1), (8, 1), (8, 4)):  # 8 = data parallel; (8, 4) = 2 x 4 FSDP.
+    smoke_config.train.num_devices, smoke_config.train.fsdp_devices = devices, fsdp
+    train_and_evaluate(smoke_config, str(tmp_path / f"{devices}_{fsdp}"))
+    results[devices, fsdp] = _final_params(str(tmp_path / f"{devices}_{fsdp}"), smoke_config)
+  for other in ((8, 1), (8, 4)):
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5),
+                 results[1, 1], results[other])
+
+
+def test_fsdp_shards_params_and_moments_but_not_the_counters(smoke_config):
+  _, optimizer, _, state = _setup(smoke_config)
+  mesh = mesh_lib.make_mesh(8, fsdp_devices=4)
+  assert dict(mesh.shape) == {"data": 2, "fsdp": 4}
+  shardings = mesh_lib.state_shardings(jax.eval_shape(lambda: state), mesh)
+  kernel = shardings.params["encoder"]["Dense_0"]["kernel"]  # [64, 16]: the larger axis is split
+  assert kernel.spec == jax.sharding.PartitionSpec("fsdp")
+  assert shardings.opt_state[0].mu["encoder"]["Dense_0"]["kernel"].spec == kernel.spec
+  assert shardings.step.spec == jax.sharding.PartitionSpec() == shardings.key.spec
+  sharded = jax.device_put(state, shardings)
+  assert sharded.params["encoder"]["Dense_0"]["kernel"].addressable_shards[0].data.shape == (16, 16)
+  with pytest.raises(UserError, match="fsdp_devices=3 must divide"):
+    mesh_lib.make_mesh(8, fsdp_devices=3)
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path, smoke_config):
