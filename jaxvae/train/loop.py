@@ -172,6 +172,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   mesh_lib.check_divisible(train.batch_size, mesh, "train.batch_size")
   mesh_lib.check_divisible(config.eval.batch_size, mesh, "eval.batch_size")
   data = data_lib.load_split(config.data, config.data.train_split)
+  eval_data = data_lib.load_split(config.data, config.data.eval_split)  # Errors before any write.
   prepare_workdir(config, workdir)
 
   model = build_model(config.model, data.image_shape)
@@ -196,7 +197,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
                      in_shardings=(state_sharding, mesh_lib.stacked_batch_sharding(mesh),
                                    replicated),
                      out_shardings=(state_sharding, replicated), donate_argnums=0)
-  show = _image_writer(model, config, mesh, workdir)
+  show = _image_writer(model, config, mesh, workdir, eval_data)
   writer = MetricWriter(os.path.join(workdir, "metrics.jsonl"),
                         os.path.join(workdir, "tensorboard", "train"))
   local = data_lib.iterate_from(data_lib.train_batches(config, data), start_step,
@@ -247,12 +248,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   return evaluate(config, workdir, step=final_step)
 
 
-def _image_writer(model, config, mesh, workdir: str):
+def _image_writer(model, config, mesh, workdir: str, eval_split: data_lib.Split):
   """`show(params, step)`: writes 64 samples and 32 test images with their reconstructions as PNGs.
 
   Every process must call it (it runs under jit on the global parameters); process 0 writes.
   """
-  eval_split = data_lib.load_split(config.data, config.data.eval_split)
   originals = next(data_lib.eval_batches(config, eval_split, 32 * jax.process_count()))["image"]
   originals = mesh_lib.global_batch({"image": originals}, mesh)["image"]
   replicated = mesh_lib.replicated(mesh)
