@@ -139,10 +139,6 @@ _CHOICES = {
     "model.activation": ACTIVATIONS,
     "model.posterior": POSTERIORS,
     "model.prior": PRIORS,
-    "model.network": NETWORKS,
-    "model.activation": ACTIVATIONS,
-    "model.posterior": POSTERIORS,
-    "model.prior": PRIORS,
     "train.objective": OBJECTIVES,
 }
 _POSITIVE = (
@@ -205,7 +201,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
                                             values["data.scale"] != "unit"):
     raise UserError("binarized data are {0, 1}: with data.binarize set, use data.dequantize=False "
                     "and data.scale='unit' (or set data.binarize='none')")
-  _validate_model(values)
   _validate_model(values)
   if values["data.source"] == "toy" and values["data.binarize"] != "none":
     raise UserError("the toy data are real-valued: set data.binarize='none'")
@@ -282,42 +277,11 @@ def _validate_model(values: dict) -> None:
   if (kind == "toy") != (values["train.objective"] == "exact_elbo"):
     raise UserError("train.objective='exact_elbo' (enumeration over z) is the toy model's "
                     "objective: use it exactly when model.kind='toy'")
-
-
-def _validate_model(values: dict) -> None:
-  """The `model` section's ranges and the combinations of model, data and objective that work."""
-  for key in ("model.num_flows", "model.num_components", "model.num_pseudo_inputs",
-              "model.num_mixtures", "model.num_classes", "model.blocks_per_stage"):
-    if not values[key] > 0:
-      raise UserError(f"config key '{key}' must be positive, got {values[key]!r}")
-  for key in ("model.latent_dims", "model.upper_hidden_sizes", "model.channels"):
-    if not values[key] or any(not isinstance(v, int) or v <= 0 for v in values[key]):
-      raise UserError(f"config key '{key}' must be a non-empty tuple of positive ints, "
-                      f"got {values[key]!r}")
-  if values["model.likelihood_scale"] < 0:
-    raise UserError(f"config key 'model.likelihood_scale' must be >= 0 (0 = learned), got "
-                    f"{values['model.likelihood_scale']!r}")
-  if not 1 <= values["model.num_bits"] <= 8:
-    raise UserError(f"config key 'model.num_bits' must be in 1..8, got {values['model.num_bits']}")
-  kind = values["model.kind"]
-  if kind == "hvae" and len(values["model.latent_dims"]) < 2:
-    raise UserError("model.kind='hvae' needs at least two stochastic layers: set "
-                    "model.latent_dims to a tuple of two or more sizes")
-  if kind == "hvae" and (values["model.posterior"], values["model.prior"]) != (
-      "diag", "standard_normal"):
-    raise UserError("model.kind='hvae' builds its own top-down posterior and prior: set "
-                    "model.posterior='diag' and model.prior='standard_normal'")
-  if values["model.prior"] == "vamp" and values["model.posterior"] in ("planar_flow", "iaf"):
-    raise UserError("model.prior='vamp' evaluates q(z | pseudo-input) in closed form: use "
-                    "model.posterior diag, full_cov or mixture with it")
-  if values["model.prior"] == "vamp" and kind == "cvae":
-    raise UserError("model.prior='vamp' is not available for model.kind='cvae' (its pseudo-inputs "
-                    "have no labels): use model.prior='standard_normal' or 'mixture'")
-  if (kind == "toy") != (values["data.source"] == "toy"):
-    raise UserError("model.kind='toy' and data.source='toy' go together: set both or neither")
-  if (kind == "toy") != (values["train.objective"] == "exact_elbo"):
-    raise UserError("train.objective='exact_elbo' (enumeration over z) is the toy model's "
-                    "objective: use it exactly when model.kind='toy'")
+  if (values["model.likelihood"] in ("discretized_logistic", "categorical256")
+      and values["data.num_bits"] and values["data.num_bits"] != values["model.num_bits"]):
+    raise UserError(f"data.num_bits={values['data.num_bits']} but model.num_bits="
+                    f"{values['model.num_bits']}: the likelihood's pixel levels must be the data's; "
+                    f"set both to the same value")
 
 
 def save_config(config: ml_collections.ConfigDict, path: str) -> None:

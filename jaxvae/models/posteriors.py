@@ -1,12 +1,16 @@
 """Posterior families q(z | x) as small Linen heads on the encoder's features `h [B, F]`.
 
 Every head answers:
-- `__call__(h, keys [K, B]) -> (z [K, B, L], log q(z | x) [K, B])`, one reparameterized draw per
-  key, so draws do not depend on how samples or examples are batched;
-- `mode(h) -> [B, L]`, a representative point (the mean, or the flowed base mean) for
+- `parameters(h) -> params`, a tuple of `[B, ...]` arrays: the posterior's parameters, which the
+  model's `encode(x)` returns (`(mean, log_var)` for the diagonal Gaussian, so that diagnostics and
+  per-example refinement in `jaxvae.eval.posterior` apply to it);
+- `sample(params, keys [K, B]) -> (z [K, B, L], log q(z | x) [K, B])`, one reparameterized draw
+  per key, so draws do not depend on how samples or examples are batched;
+- `mode(params) -> [B, L]`, a representative point (the mean, or the flowed base mean) for
   reconstructions;
-- `log_prob(z [..., B', L], h [B', F]) -> [..., B']` where the density is available in closed form
-  (diag, full_cov, mixture); the VampPrior uses it on pseudo-inputs.
+- `log_prob(z [..., B', L], params) -> [..., B']` where the density has a closed form (diag,
+  full_cov, mixture); the VampPrior uses it on pseudo-inputs.
+`__call__(h, keys)` is `sample(parameters(h), keys)`.
 """
 
 import flax.linen as nn
@@ -34,17 +38,19 @@ class DiagGaussianPosterior(nn.Module):
   def parameters(self, h):
     return tuple(jnp.split(self.head(h), 2, axis=-1))  # mean, log_var: [B, L]
 
-  def __call__(self, h, keys):
-    mean, log_var = self.parameters(h)
+  def sample(self, params, keys):
+    mean, log_var = params
     z = draw(D.diag_gaussian_sample, keys, mean, log_var)
     return z, D.diag_gaussian_log_prob(z, mean, log_var)
 
-  def mode(self, h):
-    return self.parameters(h)[0]
+  def mode(self, params):
+    return params[0]
 
-  def log_prob(self, z, h):
-    mean, log_var = self.parameters(h)
-    return D.diag_gaussian_log_prob(z, mean, log_var)
+  def log_prob(self, z, params):
+    return D.diag_gaussian_log_prob(z, *params)
+
+  def __call__(self, h, keys):
+    return self.sample(self.parameters(h), keys)
 
 
 class FullCovGaussianPosterior(nn.Module):
@@ -61,17 +67,19 @@ class FullCovGaussianPosterior(nn.Module):
     raw = raw.reshape(raw.shape[:-1] + (self.latent_dim, self.latent_dim))
     return mean, D.scale_tril_from_raw(raw)
 
-  def __call__(self, h, keys):
-    mean, scale_tril = self.parameters(h)
+  def sample(self, params, keys):
+    mean, scale_tril = params
     z = draw(D.full_gaussian_sample, keys, mean, scale_tril)
     return z, D.full_gaussian_log_prob(z, mean, scale_tril)
 
-  def mode(self, h):
-    return self.parameters(h)[0]
+  def mode(self, params):
+    return params[0]
 
-  def log_prob(self, z, h):
-    mean, scale_tril = self.parameters(h)
-    return D.full_gaussian_log_prob(z, mean, scale_tril)
+  def log_prob(self, z, params):
+    return D.full_gaussian_log_prob(z, *params)
+
+  def __call__(self, h, keys):
+    return self.sample(self.parameters(h), keys)
 
 
 class MixturePosterior(nn.Module):
@@ -91,21 +99,26 @@ class MixturePosterior(nn.Module):
 
   def parameters(self, h):
     out = self.head(h).reshape(h.shape[:-1] + (self.num_components, 2 * self.latent_dim))
-    means, log_vars = jnp.split(out, 2, axis=-1)  # [B, M, L] each
-    return jnp.zeros(self.num_components, h.dtype), means, log_vars
+    return tuple(jnp.split(out, 2, axis=-1))  # means, log_vars: [B, M, L] each
 
-  def __call__(self, h, keys):
-    logits, means, log_vars = self.parameters(h)
+  def _logits(self, means):
+    return jnp.zeros(self.num_components, means.dtype)  # equal weights
+
+  def sample(self, params, keys):
+    means, log_vars = params
+    logits = self._logits(means)
     z = draw(lambda k, m, v: D.mixture_diag_gaussian_sample(k, logits, m, v), keys, means, log_vars)
     return z, D.mixture_diag_gaussian_log_prob(z, logits, means, log_vars)
 
-  def mode(self, h):
-    logits, means, _ = self.parameters(h)
-    return D.mixture_diag_gaussian_mean(logits, means)
+  def mode(self, params):
+    return D.mixture_diag_gaussian_mean(self._logits(params[0]), params[0])
 
-  def log_prob(self, z, h):
-    logits, means, log_vars = self.parameters(h)
-    return D.mixture_diag_gaussian_log_prob(z, logits, means, log_vars)
+  def log_prob(self, z, params):
+    means, log_vars = params
+    return D.mixture_diag_gaussian_log_prob(z, self._logits(means), means, log_vars)
+
+  def __call__(self, h, keys):
+    return self.sample(self.parameters(h), keys)
 
 
 class PlanarFlowPosterior(nn.Module):
@@ -119,26 +132,31 @@ class PlanarFlowPosterior(nn.Module):
     self.base = DiagGaussianPosterior(self.latent_dim)
     self.flow_head = nn.Dense(self.num_flows * (2 * self.latent_dim + 1))
 
-  def flow_parameters(self, h):
+  def parameters(self, h):
+    """`(mean, log_var, u [B, T, L], w [B, T, L], b [B, T])`."""
     out = self.flow_head(h).reshape(h.shape[:-1] + (self.num_flows, 2 * self.latent_dim + 1))
-    return out[..., :self.latent_dim], out[..., self.latent_dim:-1], out[..., -1]  # u, w, b
+    return self.base.parameters(h) + (
+        out[..., :self.latent_dim], out[..., self.latent_dim:-1], out[..., -1])
 
-  def transform(self, z, h):
+  def transform(self, z, params):
     """`(z_T, sum_t log|det J_t|)` for base points `z [..., B, L]`."""
-    u, w, b = self.flow_parameters(h)
+    _, _, u, w, b = params
     log_det = jnp.zeros(z.shape[:-1], z.dtype)
     for t in range(self.num_flows):
       z, ld = flows.planar_flow(z, u[..., t, :], w[..., t, :], b[..., t])
       log_det = log_det + ld
     return z, log_det
 
-  def __call__(self, h, keys):
-    z0, log_q0 = self.base(h, keys)
-    z, log_det = self.transform(z0, h)
+  def sample(self, params, keys):
+    z0, log_q0 = self.base.sample(params[:2], keys)
+    z, log_det = self.transform(z0, params)
     return z, log_q0 - log_det
 
-  def mode(self, h):
-    return self.transform(self.base.mode(h), h)[0]
+  def mode(self, params):
+    return self.transform(params[0], params)[0]
+
+  def __call__(self, h, keys):
+    return self.sample(self.parameters(h), keys)
 
 
 class IAFPosterior(nn.Module):
@@ -155,9 +173,13 @@ class IAFPosterior(nn.Module):
     self.context = nn.Dense(self.hidden_sizes[0])
     self.steps = [flows.AutoregressiveNet(self.hidden_sizes) for _ in range(self.num_flows)]
 
-  def transform(self, z, h):
+  def parameters(self, h):
+    """`(mean, log_var, context [B, H])`."""
+    return self.base.parameters(h) + (self.context(h),)
+
+  def transform(self, z, params):
     """`(z_T, sum_t log|det J_t|)` for base points `z [..., B, L]`."""
-    context = jnp.broadcast_to(self.context(h), z.shape[:-1] + (self.hidden_sizes[0],))
+    context = jnp.broadcast_to(params[2], z.shape[:-1] + (self.hidden_sizes[0],))
     log_det = jnp.zeros(z.shape[:-1], z.dtype)
     for t, net in enumerate(self.steps):
       if t:
@@ -166,13 +188,16 @@ class IAFPosterior(nn.Module):
       log_det = log_det + ld
     return z, log_det
 
-  def __call__(self, h, keys):
-    z0, log_q0 = self.base(h, keys)
-    z, log_det = self.transform(z0, h)
+  def sample(self, params, keys):
+    z0, log_q0 = self.base.sample(params[:2], keys)
+    z, log_det = self.transform(z0, params)
     return z, log_q0 - log_det
 
-  def mode(self, h):
-    return self.transform(self.base.mode(h), h)[0]
+  def mode(self, params):
+    return self.transform(params[0], params)[0]
+
+  def __call__(self, h, keys):
+    return self.sample(self.parameters(h), keys)
 
 
 def make_posterior(name: str, latent_dim: int, num_flows: int, num_components: int) -> nn.Module:

@@ -104,22 +104,34 @@ class VAE(nn.Module):
       return jnp.zeros((batch, self.num_classes), jnp.float32)
     return jax.nn.one_hot(labels, self.num_classes, dtype=jnp.float32)
 
-  def encode(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
-    """`[B, *data_shape]` -> encoder features `[B, F]`, the input of the posterior head."""
-    return self.encoder(x, self._condition(labels, x.shape[0]))
+  def encode(self, x: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, ...]:
+    """`[B, *data_shape]` -> the posterior's parameters, a tuple of `[B, ...]` arrays.
+
+    `(mean [B, L], log_var [B, L])` for the diagonal Gaussian; see `jaxvae.models.posteriors` for
+    the others. `log_weights` and `reconstruct` get q from here, so overriding `encode` (e.g.
+    `jaxvae.eval.posterior.with_posterior`) replaces the posterior everywhere.
+    """
+    if not self.num_classes:
+      labels = None
+    return self.posterior_head.parameters(self.encoder(x, self._condition(labels, x.shape[0])))
 
   def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     """`[..., B, L]` -> likelihood parameters `[..., B, D, P]` on the flattened image."""
     batch = z.shape[-2] if z.ndim > 1 else 1
     return self.decoder(z, self._condition(labels, batch))
 
+  def _pseudo_posterior(self, u: jax.Array) -> tuple[jax.Array, ...]:
+    """q's parameters at pseudo-inputs `u [P, *data_shape]` (not via `encode`, which evaluators
+    may override with a per-example posterior)."""
+    return self.posterior_head.parameters(self.encoder(u, None))
+
   def log_prior(self, z: jax.Array) -> jax.Array:
     """log p(z): `[..., L] -> [...]`."""
     if self.prior == "mixture":
       return self.mixture_prior.log_prob(z)
     if self.prior == "vamp":
-      h = self.encoder(self.pseudo_inputs, None)  # [P, F]
-      log_q = self.posterior_head.log_prob(z[..., None, :], h)  # [..., P]
+      params = self._pseudo_posterior(self.pseudo_inputs)  # [P, ...]
+      log_q = self.posterior_head.log_prob(z[..., None, :], params)  # [..., P]
       return jax.nn.logsumexp(log_q, axis=-1) - math.log(self.num_pseudo_inputs)
     return D.standard_normal_log_prob(z)
 
@@ -130,8 +142,8 @@ class VAE(nn.Module):
     if self.prior == "vamp":
       key_pick, key_z = jax.random.split(key)
       pick = jax.random.randint(key_pick, (num,), 0, self.num_pseudo_inputs)
-      h = self.encoder(self.pseudo_inputs[pick], None)
-      return self.posterior_head(h, jax.random.split(key_z, (1, num)))[0][0]
+      params = self._pseudo_posterior(self.pseudo_inputs[pick])
+      return self.posterior_head.sample(params, jax.random.split(key_z, (1, num)))[0][0]
     return D.standard_normal_sample(key, (num, self.latent_dim))
 
   def log_weights(self, x: jax.Array, keys: jax.Array,
@@ -149,7 +161,7 @@ class VAE(nn.Module):
     """
     if not self.num_classes:
       labels = None
-    z, log_q = self.posterior_head(self.encode(x, labels), keys)  # [K, B, L], [K, B]
+    z, log_q = self.posterior_head.sample(self.encode(x, labels), keys)  # [K, B, L], [K, B]
     out = self.decode(z, labels)
     return LogWeights(
         log_likelihood=self.likelihood_head.log_prob(x.reshape(x.shape[0], -1), out),

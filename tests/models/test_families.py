@@ -59,7 +59,8 @@ def test_closed_form_posterior_integrates_to_one_and_matches_sample_mean(name):
   module, params, h, keys = _perturbed_head(name, num_samples=20_000)
   z = np.asarray(module.apply(params, h, keys)[0][:, 0], np.float64)
   points, cell = _grid_around(z)
-  density = np.exp(np.asarray(module.apply(params, jnp.asarray(points)[:, None, :], h,
+  post = module.apply(params, h, method=module.parameters)
+  density = np.exp(np.asarray(module.apply(params, jnp.asarray(points)[:, None, :], post,
                                            method=module.log_prob)[:, 0], np.float64))
   np.testing.assert_allclose(density.sum() * cell, 1.0, atol=2e-3)
   quadrature_mean = (density[:, None] * points).sum(0) * cell
@@ -68,12 +69,13 @@ def test_closed_form_posterior_integrates_to_one_and_matches_sample_mean(name):
 
 def test_mixture_posterior_log_prob_matches_numpy():
   module, params, h, _ = _perturbed_head("mixture")
-  _, means, log_vars = module.apply(params, h, method=module.parameters)
+  means, log_vars = module.apply(params, h, method=module.parameters)
   means, log_vars = np.asarray(means[0], np.float64), np.asarray(log_vars[0], np.float64)
   z = POINTS[::997].astype(np.float64)
   component = stats.norm.logpdf(z[:, None, :], means, np.exp(0.5 * log_vars)).sum(-1)  # [N, M]
   expected = special.logsumexp(component, axis=-1) - math.log(3)
-  got = module.apply(params, jnp.asarray(z, jnp.float32)[:, None, :], h, method=module.log_prob)
+  got = module.apply(params, jnp.asarray(z, jnp.float32)[:, None, :],
+                     module.apply(params, h, method=module.parameters), method=module.log_prob)
   np.testing.assert_allclose(got[:, 0], expected, rtol=1e-5, atol=1e-5)
 
 

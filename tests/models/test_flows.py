@@ -34,7 +34,8 @@ def test_amortized_flow_transforms_log_det_matches_jacobian(module):
   params = module.init(jax.random.key(2), h, jax.random.split(jax.random.key(3), (1, 1)))
   # Perturb every parameter so the flows are far from the identity.
   params = jax.tree.map(lambda p: p + 0.5 * jax.random.normal(jax.random.key(4), p.shape), params)
-  transform = lambda v: module.apply(params, v[None], h, method=module.transform)  # noqa: E731
+  post = module.apply(params, h, method=module.parameters)
+  transform = lambda v: module.apply(params, v[None], post, method=module.transform)  # noqa: E731
   _, log_det = jax.jit(transform)(z[0])
   with jax.default_matmul_precision("highest"):
     expected = _slogdet(lambda v: transform(v)[0][0], z[0])

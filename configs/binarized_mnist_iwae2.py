@@ -1,0 +1,31 @@
+"""Burda et al. (2016), two stochastic layers: x-200-200-z1(100)-100-100-z2(50), tanh, Bernoulli
+likelihood, on dynamically binarized MNIST from tensorflow-datasets.
+
+The network sizes are the paper's; inference is top-down (Ladder VAE, `model.kind='hvae'`) rather
+than the paper's bottom-up q(z1 | x) q(z2 | z1). VAE and IWAE with K = 1, 5, 50 as in
+configs/binarized_mnist_iwae1.py:
+
+    jaxvae train --config=configs/binarized_mnist_iwae2.py --workdir=runs/iwae2_k50 \\
+        --config.train.objective=iwae --config.train.num_samples=50
+"""
+
+import importlib.util
+import os
+
+from jaxvae import config as config_lib
+
+
+def _one_layer():
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "binarized_mnist_iwae1.py")
+  spec = importlib.util.spec_from_file_location("binarized_mnist_iwae1", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def get_config(variant: str = ""):
+  config = _one_layer().get_config()
+  config.model.kind = "hvae"
+  config.model.latent_dims = (100, 50)
+  config.model.upper_hidden_sizes = (100, 100)
+  return config_lib.apply_variant(config, variant)

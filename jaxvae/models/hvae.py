@@ -1,0 +1,145 @@
+"""A hierarchical VAE with top-down inference: the Ladder VAE (Sønderby et al., 2016).
+
+Generative model, `L >= 2` stochastic layers ordered bottom (next to x, layer 1) to top (layer L):
+`p(z_L) = N(0, I)`, `p(z_l | z_{l+1}) = N(mu_l(z_{l+1}), diag sigma_l^2(z_{l+1}))`, `p(x | z_1)`.
+
+Inference shares the top-down path with the generative model. A deterministic bottom-up pass
+`d_1 = enc(x)`, `d_l = up_l(d_{l-1})` gives per-layer estimates `(mu_hat_l, sigma_hat_l^2)`; then,
+from the top, `q(z_L | x) = N(mu_hat_L, sigma_hat_L^2)` and for `l < L` q is the precision-weighted
+combination of the bottom-up estimate with the top-down prior at the sampled `z_{l+1}`:
+`sigma_q^-2 = sigma_hat^-2 + sigma_p^-2`, `mu_q = sigma_q^2 (mu_hat sigma_hat^-2 + mu_p sigma_p^-2)`.
+
+`log w = log p(x | z_1) + sum_l [log p(z_l | z_{l+1}) - log q(z_l | z_{l+1}, x)]`, and
+`layer_kl[l - 1]` holds layer l's term `log q - log p` (a one-sample KL estimate).
+With `hidden_sizes=(200, 200)`, `upper_hidden_sizes=(100, 100)` and `latent_dims=(100, 50)` the
+networks are those of the two-layer models of Burda et al. (2016), x-200-200-z1-100-100-z2.
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxvae import distributions as D
+from jaxvae.models.interface import LogWeights
+from jaxvae.models.likelihoods import make_likelihood
+from jaxvae.models.networks import MLP, MLPDecoder, MLPEncoder, ResNetDecoder, ResNetEncoder
+
+
+def precision_weighted(mean_a, log_var_a, mean_b, log_var_b):
+  """The product of two Gaussians' densities, normalized: `(mean, log_var)` (LVAE, Eq. 17-19)."""
+  log_var = -jnp.logaddexp(-log_var_a, -log_var_b)
+  mean = (mean_a * jnp.exp(log_var - log_var_a) + mean_b * jnp.exp(log_var - log_var_b))
+  return mean, log_var
+
+
+class HierarchicalVAE(nn.Module):
+  """Images `[B, *data_shape]`; latents `z_l [K, B, latent_dims[l - 1]]`. See the module docstring."""
+
+  data_shape: tuple[int, ...]
+  latent_dims: tuple[int, ...]
+  hidden_sizes: tuple[int, ...] = (256, 256)
+  upper_hidden_sizes: tuple[int, ...] = (128, 128)
+  activation: str = "tanh"
+  network: str = "mlp"
+  channels: tuple[int, ...] = (32, 64)
+  blocks_per_stage: int = 1
+  likelihood: str = "bernoulli"
+  likelihood_scale: float = 0.0
+  num_mixtures: int = 5
+  num_bits: int = 8
+  output_bias: float = 0.0
+
+  def setup(self):
+    num_dims = math.prod(self.data_shape)
+    self.likelihood_head = make_likelihood(self.likelihood, num_dims, self.likelihood_scale,
+                                           self.num_mixtures, self.num_bits)
+    per_dim = self.likelihood_head.params_per_dim
+    if self.network == "mlp":
+      self.encoder = MLPEncoder(self.hidden_sizes, self.activation)
+      self.decoder = MLPDecoder(tuple(reversed(self.hidden_sizes)), self.data_shape, per_dim,
+                                self.activation, self.output_bias)
+    else:
+      self.encoder = ResNetEncoder(self.channels, self.blocks_per_stage, self.hidden_sizes[-1],
+                                   self.activation)
+      self.decoder = ResNetDecoder(self.channels, self.blocks_per_stage, self.data_shape, per_dim,
+                                   self.activation, self.output_bias)
+    num_layers = len(self.latent_dims)
+    self.up = [MLPEncoder(self.upper_hidden_sizes, self.activation)
+               for _ in range(num_layers - 1)]
+    self.bottom_up_heads = [nn.Dense(2 * size) for size in self.latent_dims]
+    self.top_down = [MLP(self.upper_hidden_sizes, 2 * self.latent_dims[layer], self.activation)
+                     for layer in range(num_layers - 1)]
+
+  def encode(self, x: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, ...]:
+    """The bottom-up estimates `(mu_hat_1, log_var_hat_1, ..., mu_hat_L, log_var_hat_L)`, `[B, L_l]`."""
+    del labels
+    d = self.encoder(x, None)
+    out = []
+    for layer, head in enumerate(self.bottom_up_heads):
+      if layer:
+        d = self.up[layer - 1](d, None)
+      out.extend(jnp.split(head(d), 2, axis=-1))
+    return tuple(out)
+
+  def prior_parameters(self, layer: int, z_above: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`(mean, log_var)` of p(z_layer | z_{layer+1}) (0-based `layer < L - 1`)."""
+    return tuple(jnp.split(self.top_down[layer](z_above), 2, axis=-1))
+
+  def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    """Bottom latent `z_1 [..., B, L_1]` -> likelihood parameters `[..., B, D, P]`."""
+    del labels
+    return self.decoder(z, None)
+
+  def log_weights(self, x: jax.Array, keys: jax.Array,
+                  labels: jax.Array | None = None) -> LogWeights:
+    """`[K, B]` terms of log w for a top-down draw of every layer with `keys [K, B]`; `layer_kl`
+    is `[L, K, B]`, bottom layer first."""
+    del labels
+    bottom_up = self.encode(x)
+    num_layers = len(self.latent_dims)
+    layer_keys = jax.vmap(jax.vmap(lambda k: jax.random.split(k, num_layers)))(keys)  # [K, B, L]
+    sample = jax.vmap(jax.vmap(D.diag_gaussian_sample))
+    log_p, log_q, z = [None] * num_layers, [None] * num_layers, None
+    for layer in reversed(range(num_layers)):
+      mean_hat, log_var_hat = bottom_up[2 * layer], bottom_up[2 * layer + 1]
+      shape = keys.shape + mean_hat.shape[-1:]
+      if layer == num_layers - 1:
+        mean_q, log_var_q = jnp.broadcast_to(mean_hat, shape), jnp.broadcast_to(log_var_hat, shape)
+        prior = None
+      else:
+        prior = self.prior_parameters(layer, z)
+        mean_q, log_var_q = precision_weighted(mean_hat, log_var_hat, *prior)
+      z = sample(layer_keys[..., layer], mean_q, log_var_q)
+      log_q[layer] = D.diag_gaussian_log_prob(z, mean_q, log_var_q)
+      log_p[layer] = (D.standard_normal_log_prob(z) if prior is None
+                      else D.diag_gaussian_log_prob(z, *prior))
+    log_p, log_q = jnp.stack(log_p), jnp.stack(log_q)  # [L, K, B]
+    log_likelihood = self.likelihood_head.log_prob(x.reshape(x.shape[0], -1), self.decode(z))
+    return LogWeights(log_likelihood=log_likelihood, log_prior=log_p.sum(0),
+                      log_posterior=log_q.sum(0), layer_kl=log_q - log_p)
+
+  def sample(self, key: jax.Array, num: int, labels: jax.Array | None = None) -> jax.Array:
+    """Means of p(x | z_1) for ancestral draws `z_L ~ N(0, I)`, `z_l ~ p(z_l | z_{l+1})`."""
+    del labels
+    keys = jax.random.split(key, len(self.latent_dims))
+    z = jax.random.normal(keys[-1], (num, self.latent_dims[-1]))
+    for layer in reversed(range(len(self.latent_dims) - 1)):
+      z = D.diag_gaussian_sample(keys[layer], *self.prior_parameters(layer, z))
+    return self.likelihood_head.mean(self.decode(z)).reshape((num,) + tuple(self.data_shape))
+
+  def reconstruct(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    """Mean of p(x | z_1) along the top-down path of posterior means."""
+    del labels
+    bottom_up = self.encode(x)
+    num_layers = len(self.latent_dims)
+    z = bottom_up[2 * (num_layers - 1)]
+    for layer in reversed(range(num_layers - 1)):
+      z, _ = precision_weighted(bottom_up[2 * layer], bottom_up[2 * layer + 1],
+                                *self.prior_parameters(layer, z))
+    return self.likelihood_head.mean(self.decode(z)).reshape(x.shape)
+
+  def __call__(self, x: jax.Array, keys: jax.Array,
+               labels: jax.Array | None = None) -> LogWeights:
+    return self.log_weights(x, keys, labels)
