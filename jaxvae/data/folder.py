@@ -58,3 +58,8 @@ class ImageFolder:
       raise UserError(f"image {path} has shape {image.shape} but {self.files[0][0]} has "
                       f"{self.shape}; make them equal or set data.crop / data.resize")
     return {"image": image, "label": label}
+
+  def read(self, indices: np.ndarray) -> dict:
+    from jaxvae.data.pipeline import read_per_example
+
+    return read_per_example(self, indices)

@@ -1,17 +1,21 @@
 """One input pipeline for every source: a random-access source, grain, and global `jax.Array` batches.
 
-Elements are dicts `{"image": float32 [H, W, C] in [0, 1], "label": int32}` (label -1 if none).
+Batches are dicts `{"image": float32 [b, H, W, C], "label": int32 [b]}` (label -1 if none).
 Training batches are a `grain.MapDataset` indexed by step, so the batch of step `s` is a pure
 function of (seed, s): resuming at step `s` sees exactly the batches an uninterrupted run would, on
-any number of hosts, and no iterator state needs saving. Process `p` of `P` reads only rows
-`[p * B / P, (p + 1) * B / P)` of each global batch of `B` examples.
+any number of hosts, and no iterator state needs saving. Global batch `s` holds the examples at
+positions `[s B, (s + 1) B)` of the concatenated epochs, each epoch a permutation seeded by
+(seed, epoch); process `p` of `P` reads only rows `[p B / P, (p + 1) B / P)`. Reading and
+preprocessing work on whole batches (vectorized NumPy), in grain's prefetching threads.
 """
 
 import collections
 import dataclasses
+import functools
 import itertools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from typing import Protocol
 
 import grain
 import jax
@@ -21,21 +25,35 @@ import numpy as np
 from jaxvae.data import preprocess
 from jaxvae.errors import UserError
 
-_TRAIN_SALT = 1  # Seeds of fixed per-example draws differ between training and evaluation.
-_EVAL_SALT = 2
+# Random streams of the per-example draws (see `preprocess`): training's per-visit draws use the
+# epoch as their stream; fixed draws use these, different for training and evaluation.
+_TRAIN_FIXED_STREAM = 2**40
+_EVAL_STREAM = 2**40 + 1
+_IN_MEMORY = 1 << 30  # tfds splits up to this many bytes are held in memory as arrays.
+_MAX_STEPS = 1 << 40  # Training batches are indexed by step, without end.
+
+
+class Source(Protocol):
+  """Random access to a split: `source[i]` is `{'image': [H, W, C] raw array, 'label': int}` and
+  `source.read(indices [n])` is the same for many examples, stacked: `{'image': [n, H, W, C],
+  'label': [n]}`."""
+
+  def __len__(self) -> int: ...
+  def __getitem__(self, index: int) -> dict: ...
+  def read(self, indices: np.ndarray) -> dict: ...
 
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-  """A random-access split: `source[i]` is `{'image': [H, W, C] array, 'label': int}`."""
+  """A split: its source, the raw value that maps to 1.0, and the shape of one example."""
 
-  source: Sequence[dict]
-  max_value: float  # pixel value that maps to 1.0
+  source: Source
+  max_value: float
   image_shape: tuple[int, ...]
 
 
-class _ArraySource:
-  """Random access over in-memory arrays `images [N, H, W, C]` and `labels [N]`."""
+class ArraySource:
+  """In-memory arrays `images [N, ...]` and `labels [N]`; `read` is one fancy-indexing gather."""
 
   def __init__(self, images: np.ndarray, labels: np.ndarray):
     self._images, self._labels = images, labels
@@ -46,9 +64,12 @@ class _ArraySource:
   def __getitem__(self, index: int) -> dict:
     return {"image": self._images[index], "label": self._labels[index]}
 
+  def read(self, indices: np.ndarray) -> dict:
+    return {"image": self._images[indices], "label": self._labels[indices]}
 
-class _WithLabel:
-  """Adds `label = -1` to the elements of a source that has no labels."""
+
+class _TfdsSource:
+  """A tfds ArrayRecord data source (labels -1 if it has none)."""
 
   def __init__(self, source):
     self._source = source
@@ -59,6 +80,16 @@ class _WithLabel:
   def __getitem__(self, index: int) -> dict:
     element = self._source[index]
     return {"image": element["image"], "label": element.get("label", -1)}
+
+  def read(self, indices: np.ndarray) -> dict:
+    return read_per_example(self, indices)
+
+
+def read_per_example(source, indices: np.ndarray) -> dict:
+  """`read` for sources that can only fetch one example at a time."""
+  elements = [source[int(i)] for i in indices]
+  return {"image": np.stack([e["image"] for e in elements]),
+          "label": np.array([e["label"] for e in elements], np.int64)}
 
 
 def _first_line(error: Exception, limit: int = 160) -> str:
@@ -99,7 +130,11 @@ def _tfds_split(builder, split: str, data_dir: str | None, download: bool) -> Sp
   if any(d is None for d in shape):
     raise UserError(f"tfds dataset {builder.name!r} has images of varying shape {shape}")
   max_value = builder.info.metadata.get("max_value", 255) if builder.info.metadata else 255
-  return Split(_WithLabel(source), float(max_value), shape)
+  tfds_source = _TfdsSource(source)
+  if len(tfds_source) * np.prod(shape) * np.dtype(features["image"].np_dtype).itemsize <= _IN_MEMORY:
+    tfds_source = ArraySource(**{k + "s": v for k, v in tfds_source.read(
+        np.arange(len(tfds_source))).items()})  # Small splits are read once, then gathered.
+  return Split(tfds_source, float(max_value), shape)
 
 
 def _npz_split(path: str, split: str) -> Split:
@@ -130,7 +165,7 @@ def _npz_split(path: str, split: str) -> Split:
   labels = arrays[labels_key] if labels_key in arrays else np.full(len(images), -1)
   if labels.shape != (len(images),):
     raise UserError(f"{path}:{labels_key} has shape {labels.shape}; expected ({len(images)},)")
-  return Split(_ArraySource(images, labels.astype(np.int64)), max_value, images.shape[1:])
+  return Split(ArraySource(images, labels.astype(np.int64)), max_value, images.shape[1:])
 
 
 class _Cropped:
@@ -146,6 +181,9 @@ class _Cropped:
     element = self._source[index]
     image = preprocess.crop_and_resize(element["image"], self._crop, self._resize)
     return {**element, "image": image}
+
+  def read(self, indices: np.ndarray) -> dict:
+    return read_per_example(self, indices)
 
 
 def load_split(data: ml_collections.ConfigDict, split: str) -> Split:
@@ -180,7 +218,7 @@ def _load_source(data: ml_collections.ConfigDict, split: str) -> Split:
     if split not in ("train", "test"):
       raise UserError(f"the toy data has splits 'train' and 'test', not {split!r}")
     x, component = toy_arrays(split)
-    return Split(_ArraySource(x, component), 1.0, (1,))
+    return Split(ArraySource(x, component), 1.0, (1,))
   if data.source == "folder":
     from jaxvae.data.folder import ImageFolder
 
@@ -189,36 +227,54 @@ def _load_source(data: ml_collections.ConfigDict, split: str) -> Split:
   return _npz_split(data.path, split)
 
 
-def _pipeline(config: ml_collections.ConfigDict, split: Split, salt: int,
-              per_visit_draws: bool) -> grain.MapDataset:
-  """Preprocessed examples of `split`, shuffled if `per_visit_draws` (training), in order if not."""
-  data = config.data
-  top = preprocess.num_levels(data, split.max_value)
-  ds = grain.MapDataset.source(split.source).map(preprocess.levels(data))
-  drawn = preprocess.needs_draw(data)
-  redrawn = drawn and per_visit_draws and data.binarize != "static"
-  if drawn and not redrawn:
-    ds = ds.map_with_index(preprocess.fixed_draw(data, top, config.seed, salt, len(ds)))
-  if per_visit_draws:
-    ds = ds.seed(config.seed).shuffle()
-  if redrawn:
-    ds = ds.random_map(preprocess.draw(data, top))
-  return ds.map(preprocess.finish(data, top, drawn))
+class _Epochs:
+  """Position -> example index over concatenated epochs, each a permutation seeded by (seed, epoch)."""
+
+  def __init__(self, num_examples: int, seed: int):
+    self._num, self._seed = num_examples, seed
+    self._permutation = functools.lru_cache(maxsize=4)(
+        lambda epoch: np.random.default_rng((seed, epoch)).permutation(num_examples))
+
+  def examples(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`(example index [n], epoch [n])` of `positions [n]`."""
+    epochs, offsets = np.divmod(positions, self._num)
+    indices = np.empty_like(positions)
+    for epoch in np.unique(epochs):
+      where = epochs == epoch
+      indices[where] = self._permutation(int(epoch))[offsets[where]]
+    return indices, epochs
+
+
+def _processed(split: Split, options: preprocess.Options, seed: int, indices: np.ndarray,
+               streams: np.ndarray | int) -> dict:
+  """Reads examples `indices [n]` and preprocesses them, drawing from `streams` (per example)."""
+  raw = split.source.read(indices)
+  keys = preprocess.example_keys(seed, streams, indices) if options.needs_draw else None
+  return {"image": options.process(raw["image"], keys), "label": raw["label"].astype(np.int32)}
 
 
 def train_batches(config: ml_collections.ConfigDict, split: Split) -> grain.MapDataset:
   """This process's local batches, indexed by step: `[B / P, H, W, C]` images and `[B / P]` labels.
 
-  Shuffled with `config.seed`; every epoch is reshuffled and per-visit draws (dynamic
-  binarization, dequantization) are redrawn. Preprocessing: `jaxvae.data.preprocess`.
+  Every epoch is reshuffled; per-visit draws (dynamic binarization, dequantization) use the epoch
+  as their random stream, so they change from one epoch to the next. Preprocessing:
+  `jaxvae.data.preprocess`.
   """
   global_batch, processes = config.train.batch_size, jax.process_count()
   if global_batch % processes:
     raise UserError(f"train.batch_size={global_batch} must be divisible by the number of "
                     f"processes ({processes})")
-  ds = _pipeline(config, split, _TRAIN_SALT, per_visit_draws=True)
-  ds = ds.repeat(None).batch(global_batch // processes, drop_remainder=True)
-  return ds[jax.process_index()::processes]
+  local = global_batch // processes
+  epochs = _Epochs(len(split.source), config.seed)
+  rows = jax.process_index() * local + np.arange(local)
+  fixed = config.data.binarize == "static"
+  options, seed = preprocess.Options.from_config(config.data, split.max_value), config.seed
+
+  def batch(step: int) -> dict:
+    indices, epoch = epochs.examples(step * global_batch + rows)
+    return _processed(split, options, seed, indices, _TRAIN_FIXED_STREAM if fixed else epoch)
+
+  return grain.MapDataset.range(_MAX_STEPS).map(batch)
 
 
 def iterate_from(batches: grain.MapDataset, start_step: int, num_threads: int) -> Iterator[dict]:
@@ -256,13 +312,10 @@ def eval_batches(config: ml_collections.ConfigDict, split: Split,
   if batch_size % processes:
     raise UserError(f"eval.batch_size={batch_size} must be divisible by the number of "
                     f"processes ({processes})")
-  ds = _pipeline(config, split, _EVAL_SALT, per_visit_draws=False)
   local = batch_size // processes
-  num = len(ds)
+  num = len(split.source)
+  options = preprocess.Options.from_config(config.data, split.max_value)
   for start in range(0, num, batch_size):
     ids = start + jax.process_index() * local + np.arange(local)
-    elements = [ds[int(min(i, num - 1))] for i in ids]
-    yield {"image": np.stack([e["image"] for e in elements]),
-           "label": np.stack([e["label"] for e in elements]),
-           "id": ids.astype(np.int32),
-           "mask": ids < num}
+    batch = _processed(split, options, config.seed, np.minimum(ids, num - 1), _EVAL_STREAM)
+    yield {**batch, "id": ids.astype(np.int32), "mask": ids < num}

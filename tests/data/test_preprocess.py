@@ -119,3 +119,33 @@ def test_image_folder_errors_name_the_file(tmp_path, smoke_config):
   smoke_config.train.batch_size = 3
   with pytest.raises(UserError, match="c.png"):
     next(data.iterate_from(data.train_batches(smoke_config, split), 0, num_threads=2))
+
+
+def test_counter_based_uniforms_are_uniform_independent_and_batch_free():
+  from jaxvae.data import preprocess
+
+  keys = preprocess.example_keys(seed=3, streams=7, ids=np.arange(20_000))
+  u = preprocess.uniforms(keys, (4, 4)).reshape(20_000, 16).astype(np.float64)
+  counts = np.histogram(u, bins=20, range=(0, 1))[0]
+  expected = u.size / 20
+  chi2 = np.sum((counts - expected) ** 2 / expected)
+  assert chi2 < 43.8  # the chi-square(19) 0.999 quantile
+  for a, b in ((u[:, 0], u[:, 1]), (u[:-1, 5], u[1:, 5])):  # neighbouring pixels, examples
+    assert abs(np.corrcoef(a, b)[0, 1]) < 4 / np.sqrt(len(a))
+  alone = preprocess.uniforms(preprocess.example_keys(3, 7, np.array([12_345])), (4, 4))
+  np.testing.assert_array_equal(alone.reshape(16), u[12_345])
+  other_stream = preprocess.uniforms(preprocess.example_keys(3, 8, np.arange(20_000)), (16,))
+  assert abs(np.corrcoef(u[:, 0], other_stream[:, 0])[0, 1]) < 4 / np.sqrt(20_000)
+
+
+def test_binarization_frequency_matches_the_pixel_intensity(smoke_config):
+  split = data.load_split(smoke_config.data, "train")
+  batches = data.train_batches(smoke_config, split)
+  smoke_config.data.binarize = "none"
+  gray = data.train_batches(smoke_config, split)
+  binary = np.concatenate([batches[s]["image"] for s in range(400)]).ravel()
+  probability = np.concatenate([gray[s]["image"] for s in range(400)]).ravel()
+  for level in (0.25, 0.5, 0.75):  # pixels of gray level 4, 8 and 12 out of 16
+    hits = binary[np.isclose(probability, level)]
+    assert abs(hits.mean() - level) < 4 * np.sqrt(level * (1 - level) / hits.size), level
+  assert binary[probability == 0].max() == 0 and binary[probability == 1].min() == 1
