@@ -68,7 +68,7 @@ def _ledger_key(record: dict) -> tuple:
 class Evaluator:
   """What does not change from checkpoint to checkpoint: data, model, mesh and the compiled step.
 
-  Built once by `evaluate` and by the follow job (`jaxvae.eval.follow`), so a job that evaluates
+  Built once by `evaluate` and by the follow job (`jaxvae.eval.job.follow`), so a job that evaluates
   many checkpoints compiles once.
   """
 
@@ -91,7 +91,8 @@ class Evaluator:
     example = jax.ShapeDtypeStruct((config.eval.batch_size,) + tuple(self.data.image_shape),
                                    jnp.float32)
     self.posterior_problem = posterior_lib.gaussian_posterior_problem(
-        self.model, self.abstract_params, example)
+        self.model, self.abstract_params, example,
+        jax.ShapeDtypeStruct((config.eval.batch_size,), jnp.int32))
     if self.refine_steps and self.posterior_problem:
       raise UserError(f"--refine_steps needs a diagonal Gaussian posterior: "
                       f"{self.posterior_problem}; use --refine_steps=0 for this model")
@@ -119,7 +120,7 @@ class Evaluator:
                                              cfg.chunk_size)
     out = {"id": ids, "mask": mask, "log_px": log_px.T, "elbo": elbo.T}
     if self.posterior_problem is None:
-      mean, log_var = model.apply({"params": params}, x, method=model.encode)
+      mean, log_var = posterior_lib.encode(model, params, x, labels)
       out["posterior_mean"] = mean
       out["kl_per_dim"] = posterior_lib.kl_per_dimension(mean, log_var)
       if self.refine_steps:

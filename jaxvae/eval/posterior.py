@@ -5,6 +5,7 @@ Gaussian `(mean [B, L], log_var [B, L])`; for any other model `gaussian_posterio
 they are unavailable, and the log p(x) evaluation itself is unaffected.
 """
 
+import inspect
 from typing import Any
 
 import flax.linen as nn
@@ -19,7 +20,15 @@ from jaxvae import losses
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016), Sec. 5.2.
 
 
-def gaussian_posterior_problem(model: nn.Module, params: Any, x: jax.Array) -> str | None:
+def encode(model: nn.Module, params: Any, x: jax.Array, labels: jax.Array | None) -> Any:
+  """`model.encode(x, labels)`, or `model.encode(x)` for a model whose encode takes no labels."""
+  if "labels" in inspect.signature(type(model).encode).parameters:
+    return model.apply({"params": params}, x, labels, method=model.encode)
+  return model.apply({"params": params}, x, method=model.encode)
+
+
+def gaussian_posterior_problem(model: nn.Module, params: Any, x: jax.Array,
+                               labels: jax.Array) -> str | None:
   """None if `model.encode(x)` returns `(mean, log_var)` of equal shape `[B, L]`; else why not.
 
   Checked on shapes only (`jax.eval_shape`), so nothing is computed.
@@ -28,7 +37,7 @@ def gaussian_posterior_problem(model: nn.Module, params: Any, x: jax.Array) -> s
   if not hasattr(model, "encode"):
     return f"{name} has no encode method"
   try:
-    out = jax.eval_shape(lambda p, v: model.apply({"params": p}, v, method=model.encode), params, x)
+    out = jax.eval_shape(lambda p, v, y: encode(model, p, v, y), params, x, labels)
   except Exception as e:  # A model's encode may fail in any way on this input.
     return f"{name}.encode failed ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
   ok = (isinstance(out, tuple) and len(out) == 2

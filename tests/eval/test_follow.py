@@ -129,3 +129,21 @@ def test_cli_reports_several_k_from_one_pass_and_rejects_bad_flags(run_dir, caps
       main(["jaxvae", "eval", f"--workdir={workdir}", *args])
     assert exit_info.value.code == 2, args
     assert message in capsys.readouterr().err, args
+
+
+def test_follow_keeps_the_final_step_while_config_json_is_being_rewritten(run_dir, monkeypatch):
+  """A restarted trainer rewrites config.json; a half-written one must not stop the job."""
+  from jaxvae.eval import job
+
+  workdir = str(run_dir)
+  config_path = os.path.join(workdir, "config.json")
+  with open(config_path) as f:
+    saved = f.read()
+  try:
+    with open(config_path, "w") as f:
+      f.write(saved[:10])  # Truncated mid-write.
+    assert job._final_step(config_path, 20) == 20
+  finally:
+    with open(config_path, "w") as f:
+      f.write(saved)
+  assert job._final_step(config_path, 7) == 20

@@ -82,10 +82,16 @@ def follow(workdir: str, *, split: str | None = None,
 
   while not _agree(int(os.path.exists(config_path))):
     wait("a config.json")
-  evaluator = ll.Evaluator(config_lib.load_config(config_path), split, num_samples, refine_steps)
+  try:
+    config = config_lib.load_config(config_path)
+  except UserError:  # The trainer may be writing it right now: one more look, then the error.
+    sleep(poll_seconds)
+    config = config_lib.load_config(config_path)
+  evaluator = ll.Evaluator(config, split, num_samples, refine_steps)
+  final_step = config.train.num_steps
   done, skipped = [], set()
   while True:
-    final_step = config_lib.load_config(config_path).train.num_steps  # A resumed run may raise it.
+    final_step = _agree(_final_step(config_path, final_step))
     step = _NOTHING
     if jax.process_index() == 0:
       pending = [s for s in _finalized_steps(workdir) if s not in skipped and s not in done]
@@ -101,6 +107,15 @@ def follow(workdir: str, *, split: str | None = None,
       done.append(step)
     else:
       skipped.add(step)
+
+
+def _final_step(config_path: str, previous: int) -> int:
+  """`train.num_steps` of the run's config.json now (a resumed run may raise it); `previous` while
+  a restarted trainer is rewriting the file."""
+  try:
+    return config_lib.load_config(config_path).train.num_steps
+  except UserError:
+    return previous
 
 
 def _evaluate_if_present(evaluator: ll.Evaluator, workdir: str, step: int, verbose: bool) -> bool:
