@@ -229,3 +229,22 @@ def test_two_processes_on_localhost_give_the_same_numbers(toy_config, tmp_path):
   one = run_linear_gaussian(toy_config, NUM_SAMPLES_2P)
   for name in ("id", "log_px", "elbo", "posterior_mean"):
     np.testing.assert_allclose(two[name], one[name], atol=1e-5, err_msg=name)
+
+
+def test_the_1d_toy_model_at_k5000_is_within_005_nats_of_its_exact_log_px(toy_config):
+  """The library's toy model (discrete z, log p(x) by enumeration), with a poor q(z | x)."""
+  from jaxvae.models import build_model
+
+  toy_config.model.kind = "toy"
+  model = build_model(toy_config.model, (1,))
+  params = {"q_slope": jnp.float32(0.3), "q_bias": jnp.float32(0.2),
+            "means": jnp.array([-2.0, 2.0]), "raw_scales": jnp.array([-0.4, 0.1])}
+  evaluator = Evaluator(toy_config, "test", (1, 5000), model=model)
+  assert "has no encode method" in evaluator.posterior_problem  # Diagnostics say why not.
+  results = evaluator.run(params)
+  x = jnp.asarray(toy_arrays("test")[0])
+  exact = np.asarray(model.apply({"params": params}, x, method=model.exact_log_px), np.float64)
+  exact_elbo = np.asarray(model.apply({"params": params}, x, method=model.exact_elbo), np.float64)
+  assert abs(results["log_px"][:, 1].mean() - exact.mean()) < 0.05
+  assert exact.mean() - exact_elbo.mean() > 0.2  # The poor q's ELBO is far below.
+  np.testing.assert_allclose(results["elbo"][:, 1].mean(), exact_elbo.mean(), atol=0.05)
