@@ -64,6 +64,8 @@ def test_follow_skips_vanished_and_half_written_steps_and_a_restart_repeats_noth
     steps = [r["step"] for r in map(json.loads, f) if r["split"] == "test"]
   assert steps == [20, 5, 15]  # 20: the trainer's own final evaluation
 
+  assert os.listdir(os.path.join(workdir, "tensorboard", "eval"))  # The scalars for TensorBoard.
+
   before = _ledger(workdir)
   restored.clear()
   assert follow(workdir, num_samples=(1, 3), poll_seconds=0.01, timeout_seconds=60) == [5, 15, 20]
