@@ -1,0 +1,85 @@
+"""What every benchmark shares: timing with repeats, the machine's description, its measured matmul
+peak, and writing one section of BENCHMARKS.md plus its JSON record.
+
+Each benchmark module has `run(quick: bool) -> (markdown, record)`; `benchmarks/run.py` runs them
+all. Figures are ratios against a baseline measured in the same invocation (this machine is shared
+and noisy); absolute times are reported only from a GPU.
+"""
+
+import datetime
+import json
+import os
+import pathlib
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+RESULTS_JSON = ROOT / "benchmarks" / "results.json"
+
+
+def repeat_timing(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict:
+  """Seconds per call of `fn` (which must block until its work is done): median, min, max."""
+  for _ in range(warmup):
+    fn()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return {"median": statistics.median(times), "min": min(times), "max": max(times),
+          "repeats": repeats}
+
+
+def spread(timing: dict) -> str:
+  """`median (min-max)` as a +- percentage of the median."""
+  half_range = (timing["max"] - timing["min"]) / 2 / timing["median"]
+  return f"+-{100 * half_range:.0f}%"
+
+
+def matmul_peak_flops(size: int = 2048, repeats: int = 5) -> float:
+  """The machine's measured float32 matmul rate (FLOP/s) on the default device: the roofline."""
+  a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+  matmul = jax.jit(lambda x: x @ x)
+  timing = repeat_timing(lambda: matmul(a).block_until_ready(), repeats)
+  return 2 * size**3 / timing["min"]
+
+
+def machine() -> dict:
+  """The machine and software this run measured."""
+  cpu = platform.processor() or platform.machine()
+  if os.path.exists("/proc/cpuinfo"):
+    for line in open("/proc/cpuinfo"):
+      if line.startswith("model name"):
+        cpu = line.split(":", 1)[1].strip()
+        break
+  import flax
+  import grain  # noqa: F401
+  import optax
+  return {
+      "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+      "cpu": cpu, "cores": os.cpu_count(), "platform": jax.default_backend(),
+      "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
+      "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__,
+      "python": platform.python_version(),
+  }
+
+
+def write_section(name: str, markdown: str, record: dict) -> None:
+  """Replaces section `name` of BENCHMARKS.md (between its markers) and its record in results.json."""
+  begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+  text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
+  block = f"{begin}\n{markdown.strip()}\n{end}"
+  if begin in text and end in text:
+    text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+  else:
+    text = text.rstrip() + "\n\n" + block + "\n"
+  BENCHMARKS_MD.write_text(text)
+  results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+  results[name] = record
+  RESULTS_JSON.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
