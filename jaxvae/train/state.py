@@ -179,17 +179,22 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
   ok = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
   if options.skip_grad_norm:
     ok &= grad_norm <= options.skip_grad_norm
-  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
-  ema_params = state.ema_params
-  if ema_params is not None:
-    ema_params = optax.incremental_update(params, ema_params, 1.0 - options.ema_decay)
-  keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+
+  def apply(grads, params, opt_state, ema_params):
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    if ema_params is not None:
+      ema_params = optax.incremental_update(params, ema_params, 1.0 - options.ema_decay)
+    return params, opt_state, ema_params
+
+  # A skipped update leaves params, optimizer state and EMA as they were (a branch, not a select,
+  # so an applied update costs no extra pass over the state).
+  params, opt_state, ema_params = jax.lax.cond(
+      ok, apply, lambda grads, *state: state, grads, state.params, state.opt_state,
+      state.ema_params)
   skipped = (~ok).astype(jnp.int32)
   new_state = state.replace(
-      step=state.step + 1, params=keep(params, state.params),
-      opt_state=keep(opt_state, state.opt_state),
-      ema_params=None if ema_params is None else keep(ema_params, state.ema_params),
+      step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema_params,
       skipped_updates=state.skipped_updates + skipped,
       consecutive_skips=(state.consecutive_skips + 1) * skipped)
   metrics.update(learning_rate=schedule(state.step), grad_norm=grad_norm,
