@@ -118,6 +118,8 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.model.hidden_sizes = (32,)
   config.model.upper_hidden_sizes = (32,)
   config.model.channels = tuple(min(c, 8) for c in config.model.channels)
+  config.model.blocks_per_stage = 1
+  config.model.latent_dim = min(config.model.latent_dim, 16)
   config.model.num_pseudo_inputs = min(config.model.num_pseudo_inputs, 10)
   config.train.batch_size = 16
   config.train.num_steps = 20

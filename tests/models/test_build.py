@@ -1,6 +1,5 @@
 """Every model family trains a few steps through the one trainer and is evaluated by the one evaluator."""
 
-import json
 import math
 
 import pytest
@@ -9,14 +8,12 @@ from jaxvae.errors import UserError
 from jaxvae.models import build_model
 from jaxvae.train import train_and_evaluate
 
-FAMILIES = {
-    "full_cov+vamp": dict(posterior="full_cov", prior="vamp"),
-    "mixture+mixture_prior+iwae": dict(posterior="mixture", prior="mixture"),
-    "planar_flow+gaussian_learned": dict(posterior="planar_flow", likelihood="gaussian"),
-    "iaf+logistic": dict(posterior="iaf", likelihood="discretized_logistic", num_mixtures=2),
-    "hvae_3_layers": dict(kind="hvae", latent_dims=(6, 4, 2)),
-    "resnet+categorical256+cvae": dict(network="resnet", channels=(4, 4), activation="relu",
-                                      likelihood="categorical256", num_bits=2, kind="cvae"),
+FAMILIES = {  # Combinations that no config file in configs/ trains.
+    "full_cov+mixture_prior+gaussian+iwae": dict(posterior="full_cov", prior="mixture",
+                                                  likelihood="gaussian"),
+    "resnet+planar_flow+categorical256": dict(network="resnet", channels=(4, 4), activation="relu",
+                                              posterior="planar_flow", likelihood="categorical256",
+                                              num_bits=2),
 }
 
 
@@ -33,9 +30,6 @@ def test_family_trains_and_evaluates(name, smoke_config, tmp_path):
     config.data.binarize = "none"
   record = train_and_evaluate(config, str(tmp_path))
   assert record["step"] == 4 and math.isfinite(record["log_px"])
-  if config.model.kind == "hvae":
-    metrics = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
-    assert all(f"kl_layer_{i}" in metrics[-1] for i in range(3))
   assert record["log_px"] >= record["elbo"] - 1e-3  # K-sample bound >= its 1-sample mean
 
 
