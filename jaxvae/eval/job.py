@@ -15,9 +15,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
-import jax
-import numpy as np
-
 from jaxvae import config as config_lib
 from jaxvae.errors import UserError
 from jaxvae.eval import log_likelihood as ll
@@ -26,20 +23,24 @@ from jaxvae.train import checkpoint as checkpoint_lib
 _NOTHING = -1
 
 
-def _agree(value: int) -> int:
-  """Process 0's `value` on every process."""
-  if jax.process_count() == 1:
-    return value
-  from jax.experimental import multihost_utils
-
-  return int(multihost_utils.broadcast_one_to_all(np.int64(value)))
+def _open_checkpoints(workdir: str, attempts: int = 5) -> checkpoint_lib.Checkpoints:
+  """A read-only view of the checkpoints. Orbax stats every step while listing them, so a step the
+  trainer deletes meanwhile raises `OSError`: look again (the deletion is over by then)."""
+  for attempt in range(attempts):
+    try:
+      return checkpoint_lib.Checkpoints(workdir, read_only=True)
+    except OSError:
+      if attempt == attempts - 1:
+        raise
+      time.sleep(0.05 * 2**attempt)
+  raise AssertionError("unreachable")
 
 
 def _finalized_steps(workdir: str) -> list[int]:
   """The steps Orbax lists as complete (never its temporary, half-written directories)."""
   if not os.path.isdir(os.path.join(workdir, "checkpoints")):
     return []
-  checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
+  checkpoints = _open_checkpoints(workdir)
   try:
     return checkpoints.all_steps()
   finally:
@@ -80,7 +81,7 @@ def follow(workdir: str, *, split: str | None = None,
                       f"trainer running? Raise --timeout to wait longer")
     sleep(poll_seconds)
 
-  while not _agree(int(os.path.exists(config_path))):
+  while not ll.agree(int(os.path.exists(config_path))):
     wait("a config.json")
   try:
     config = config_lib.load_config(config_path)
@@ -91,12 +92,10 @@ def follow(workdir: str, *, split: str | None = None,
   final_step = config.train.num_steps
   done, skipped = [], set()
   while True:
-    final_step = _agree(_final_step(config_path, final_step))
-    step = _NOTHING
-    if jax.process_index() == 0:
-      pending = [s for s in _finalized_steps(workdir) if s not in skipped and s not in done]
-      step = pending[0] if pending else _NOTHING
-    step = _agree(step)
+    final_step = ll.agree(_final_step(config_path, final_step))
+    # Every process lists (Orbax's manager synchronizes processes); process 0's choice counts.
+    pending = [s for s in _finalized_steps(workdir) if s not in skipped and s not in done]
+    step = ll.agree(pending[0] if pending else _NOTHING)
     if step == _NOTHING:
       if final_step in done:
         return done
@@ -120,12 +119,12 @@ def _final_step(config_path: str, previous: int) -> int:
 
 def _evaluate_if_present(evaluator: ll.Evaluator, workdir: str, step: int, verbose: bool) -> bool:
   """Evaluates `step`; False (with a note) if the trainer deleted it before or while restoring."""
-  checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
+  checkpoints = _open_checkpoints(workdir)
   try:
     ll.evaluate_step(evaluator, checkpoints, workdir, step, verbose)
     return True
   except Exception:
-    if _agree(int(_step_exists(workdir, step))):
+    if ll.agree(int(_step_exists(workdir, step))):
       raise
     if verbose:
       print(f"step {step}: skipped, its checkpoint was deleted (by the trainer's keep-last-N "

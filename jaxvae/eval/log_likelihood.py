@@ -61,6 +61,16 @@ def resolve_num_samples(eval_config: ml_collections.ConfigDict,
   return tuple(sorted(wanted))
 
 
+def agree(value: int) -> int:
+  """Process 0's `value` on every process, so that decisions taken from files (the ledger, the
+  checkpoint listing) are the same everywhere and every process joins the same computations."""
+  if jax.process_count() == 1:
+    return value
+  from jax.experimental import multihost_utils
+
+  return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
+
+
 def _ledger_key(record: dict) -> tuple:
   return (record["step"], record["split"], record["num_samples"], record.get("refine_steps", 0))
 
@@ -202,7 +212,7 @@ def evaluate_step(evaluator: Evaluator, checkpoints: checkpoint_lib.Checkpoints,
   """
   wanted = {(step, evaluator.split, k, evaluator.refine_steps): k for k in evaluator.num_samples}
   done = {_ledger_key(r): r for r in read_jsonl(eval_path(workdir)) if _ledger_key(r) in wanted}
-  if len(done) < len(wanted):
+  if agree(int(len(done) < len(wanted))):
     params = evaluator.restore(checkpoints, step)
     start = time.perf_counter()
     results = evaluator.run(params)

@@ -211,20 +211,26 @@ def test_refinement_closes_the_amortization_gap(toy_config):
   assert record["refine_steps"] == 500
 
 
-def test_two_processes_on_localhost_give_the_same_numbers(toy_config, tmp_path):
-  """2 processes x 2 CPU devices (gloo collectives) against this process's 8 devices."""
+def run_two_processes(mode: str, path: str) -> list[str]:
+  """Runs `two_process_worker.py` as processes 0 and 1 on localhost; their outputs."""
   with socket.socket() as s:
     s.bind(("localhost", 0))
     port = s.getsockname()[1]
-  out = str(tmp_path / "two_process.npz")
   worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "two_process_worker.py")
   root = os.path.dirname(os.path.dirname(os.path.dirname(worker)))
   env = dict(os.environ, PYTHONPATH=root)
-  procs = [subprocess.Popen([sys.executable, worker, str(port), str(i), out], env=env,
+  procs = [subprocess.Popen([sys.executable, worker, str(port), str(i), mode, path], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
            for i in range(2)]
-  outputs = [p.communicate(timeout=120)[0] for p in procs]
-  assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+  outputs = [p.communicate(timeout=180)[0] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+  return outputs
+
+
+def test_two_processes_on_localhost_give_the_same_numbers(toy_config, tmp_path):
+  """2 processes x 2 CPU devices (gloo collectives) against this process's 8 devices."""
+  out = str(tmp_path / "two_process.npz")
+  run_two_processes("estimate", out)
   two = np.load(out)
   one = run_linear_gaussian(toy_config, NUM_SAMPLES_2P)
   for name in ("id", "log_px", "elbo", "posterior_mean"):

@@ -149,3 +149,39 @@ def test_follow_keeps_the_final_step_while_config_json_is_being_rewritten(run_di
     with open(config_path, "w") as f:
       f.write(saved)
   assert job._final_step(config_path, 7) == 20
+
+
+def test_two_process_job_agrees_with_one_process(run_dir, tmp_path):
+  """The follow job as 2 processes x 2 devices gives the single-process records."""
+  from test_evaluator import run_two_processes
+
+  copies = [str(tmp_path / name) for name in ("one", "two")]
+  for copy in copies:
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("eval", "tensorboard"))
+  steps = _steps_on_disk(copies[0])  # Another test may have deleted step 10.
+  assert follow(copies[0], num_samples=(5,), poll_seconds=0.05, timeout_seconds=60) == steps
+  outputs = run_two_processes("follow", copies[1])
+  assert f"steps {steps}" in outputs[0] and f"steps {steps}" in outputs[1]
+  one, two = _ledger(copies[0]), _ledger(copies[1])
+  assert [(r["step"], r["num_samples"]) for r in two] == [(s, 5) for s in steps]
+  for a, b in zip(one, two, strict=True):
+    for key in ("log_px", "elbo", "log_px_stderr", "num_examples"):
+      assert abs(a[key] - b[key]) < 1e-5, (a["step"], key)
+
+
+def test_listing_survives_a_step_deleted_while_orbax_reads_it(run_dir, monkeypatch):
+  """Orbax stats each step while it lists them; a deletion in between raises, and the job looks
+  again instead of crashing."""
+  from jaxvae.eval import job
+
+  real, calls = job.checkpoint_lib.Checkpoints, []
+
+  def flaky(*args, **kwargs):
+    calls.append(1)
+    if len(calls) < 3:
+      raise FileNotFoundError("checkpoints/10/_CHECKPOINT_METADATA")
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(job.checkpoint_lib, "Checkpoints", flaky)
+  assert job._finalized_steps(str(run_dir)) == _steps_on_disk(str(run_dir))
+  assert len(calls) == 3

@@ -1,6 +1,7 @@
-"""One process of the 2-process localhost evaluation test (`test_two_processes_...`).
+"""One of two processes on localhost (2 forced CPU devices each, gloo collectives) for the tests.
 
-Usage: python two_process_worker.py PORT PROCESS_ID OUT.npz (2 forced CPU devices per process).
+    python two_process_worker.py PORT PROCESS_ID estimate OUT.npz   # the linear-Gaussian estimate
+    python two_process_worker.py PORT PROCESS_ID follow WORKDIR     # the follow job on a finished run
 """
 
 import os
@@ -15,16 +16,21 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
-def main(port: str, process_id: str, out: str) -> None:
+def main(port: str, process_id: str, mode: str, path: str) -> None:
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=2,
                              process_id=int(process_id), initialization_timeout=60)
   assert jax.process_count() == 2 and len(jax.devices()) == 4
-  from test_evaluator import NUM_SAMPLES_2P, toy_eval_config, run_linear_gaussian
+  if mode == "estimate":
+    from test_evaluator import NUM_SAMPLES_2P, run_linear_gaussian, toy_eval_config
 
-  results = run_linear_gaussian(toy_eval_config(), NUM_SAMPLES_2P)
-  if jax.process_index() == 0:
-    np.savez(out, **results)
+    results = run_linear_gaussian(toy_eval_config(), NUM_SAMPLES_2P)
+    if jax.process_index() == 0:
+      np.savez(path, **results)
+  else:
+    from jaxvae.eval import follow
+
+    print("steps", follow(path, num_samples=(5,), poll_seconds=0.05, timeout_seconds=60))
   jax.distributed.shutdown()
 
 
