@@ -130,8 +130,9 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
   """One step on `batch = {'image': [B, ...], 'label': [B] (optional)}` (see the module docstring).
 
   `options.objective` is 'elbo' (mean of K log weights), 'iwae' (the K-sample IWAE bound) or
-  'exact_elbo' (the model's `exact_elbo`, by enumeration over a discrete z). Random draws use `fold_in(state.key, step)` split into `[K, B]` per-example keys, independent of the
-  device count and of the accumulation. Returns the new state and scalar metrics.
+  'exact_elbo' (the model's `exact_elbo`, by enumeration over a discrete z). Random draws use
+  `fold_in(state.key, step)` split into `[K, B]` per-example keys, independent of the device count
+  and of the accumulation. Returns the new state and scalar metrics.
   """
   images = batch["image"]
   keys = jax.random.split(jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step),
