@@ -47,8 +47,14 @@ def _finalized_steps(workdir: str) -> list[int]:
     checkpoints.close()
 
 
-def _step_exists(workdir: str, step: int) -> bool:
-  return step in _finalized_steps(workdir)
+def _vanished(workdir: str, step: int, waits: tuple[float, ...] = (0, 0.2, 0.5, 1, 2)) -> bool:
+  """Whether `step` is gone, or being deleted: a deletion removes files first and the step's
+  directory last, so a read can fail while the step is still listed; look again a few times."""
+  for wait in waits:
+    time.sleep(wait)
+    if step not in _finalized_steps(workdir):
+      return True
+  return False
 
 
 def follow(workdir: str, *, split: str | None = None,
@@ -124,7 +130,7 @@ def _evaluate_if_present(evaluator: ll.Evaluator, workdir: str, step: int, verbo
     ll.evaluate_step(evaluator, checkpoints, workdir, step, verbose)
     return True
   except Exception:
-    if ll.agree(int(_step_exists(workdir, step))):
+    if not ll.agree(int(_vanished(workdir, step))):
       raise
     if verbose:
       print(f"step {step}: skipped, its checkpoint was deleted (by the trainer's keep-last-N "

@@ -107,7 +107,7 @@ def test_follow_evaluates_a_running_trainers_checkpoints_once(tmp_path, tfds_dir
   assert evaluated[-1] == 40 and all(s % 4 == 0 for s in evaluated)
   assert set(_steps_on_disk(workdir)) <= set(evaluated)  # Every surviving checkpoint.
   assert all({(s, 2), (s, 4)} <= set(keys) for s in evaluated)
-  assert "Traceback" not in out
+  assert "Traceback" not in out, out[-4000:]
 
 
 def test_cli_reports_several_k_from_one_pass_and_rejects_bad_flags(run_dir, capsys):
@@ -185,3 +185,35 @@ def test_listing_survives_a_step_deleted_while_orbax_reads_it(run_dir, monkeypat
   monkeypatch.setattr(job.checkpoint_lib, "Checkpoints", flaky)
   assert job._finalized_steps(str(run_dir)) == _steps_on_disk(str(run_dir))
   assert len(calls) == 3
+
+
+def test_a_read_failing_mid_deletion_is_a_skip_not_a_crash(run_dir, monkeypatch, capsys):
+  """The trainer removes a step's files before its directory, so the restore fails while the step
+  is still listed; the job looks again, sees it gone, and skips it. A step that stays is an error."""
+  import threading
+
+  from jaxvae.eval import job
+
+  workdir = str(run_dir)
+  victim = _steps_on_disk(workdir)[0]
+
+  def restore(self, checkpoints, step):
+    threading.Timer(0.3, shutil.rmtree, [os.path.join(workdir, "checkpoints", str(step))]).start()
+    raise ValueError("FAILED_PRECONDITION: Truncated Zstd-compressed stream")
+
+  monkeypatch.setattr(ll.Evaluator, "restore", restore)
+  evaluator = ll.Evaluator(_config(workdir), None, 2)
+  assert not job._evaluate_if_present(evaluator, workdir, victim, verbose=True)
+  assert f"step {victim}: skipped" in capsys.readouterr().out
+
+  monkeypatch.setattr(ll.Evaluator, "restore", lambda self, c, s: (_ for _ in ()).throw(
+      ValueError("a broken checkpoint")))
+  monkeypatch.setattr(job.time, "sleep", lambda s: None)
+  with pytest.raises(ValueError, match="a broken checkpoint"):
+    job._evaluate_if_present(evaluator, workdir, _steps_on_disk(workdir)[-1], verbose=True)
+
+
+def _config(workdir):
+  from jaxvae.config import load_config
+
+  return load_config(os.path.join(workdir, "config.json"))
