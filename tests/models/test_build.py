@@ -11,9 +11,8 @@ from jaxvae.train import train_and_evaluate
 FAMILIES = {  # Combinations that no config file in configs/ trains.
     "full_cov+mixture_prior+gaussian+iwae": dict(posterior="full_cov", prior="mixture",
                                                   likelihood="gaussian"),
-    "resnet+planar_flow+categorical256": dict(network="resnet", channels=(4, 4), activation="relu",
-                                              posterior="planar_flow", likelihood="categorical256",
-                                              num_bits=2),
+    "planar_flow+categorical256": dict(posterior="planar_flow", likelihood="categorical256",
+                                       num_bits=2),
 }
 
 
