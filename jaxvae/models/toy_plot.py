@@ -46,8 +46,9 @@ def save_toy_plot(model, params, data: np.ndarray, path: str, width: int = 720,
   draw.line([(0, top_h - 1), (width - 1, top_h - 1)], fill=COLOURS["axis"])
   draw.line([(0, bottom(0.5)), (width - 1, bottom(0.5))], fill=COLOURS["axis"])
   columns = np.arange(width)
-  for name, to_y in (("z0", top), ("z1", top), ("p_x", top), ("q", bottom)):
-    draw.line(list(zip(columns.tolist(), to_y(curves[name]).tolist())), fill=COLOURS[name], width=2)
+  for name, to_y, line_width in (("p_x", top, 5), ("z0", top, 2), ("z1", top, 2), ("q", bottom, 2)):
+    draw.line(list(zip(columns.tolist(), to_y(curves[name]).tolist())), fill=COLOURS[name],
+              width=line_width)  # p(x) wide and underneath, so the components show on top of it
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   image.save(path)
   return curves
