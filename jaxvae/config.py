@@ -274,8 +274,8 @@ def _validate_model(values: dict) -> None:
   if values["model.prior"] == "vamp" and kind == "cvae":
     raise UserError("model.prior='vamp' is not available for model.kind='cvae' (its pseudo-inputs "
                     "have no labels): use model.prior='standard_normal' or 'mixture'")
-  if (kind == "toy") != (values["data.source"] == "toy"):
-    raise UserError("model.kind='toy' and data.source='toy' go together: set both or neither")
+  if kind == "toy" and values["data.source"] != "toy":
+    raise UserError("model.kind='toy' models the 1-D toy data: set data.source='toy'")
   if (kind == "toy") != (values["train.objective"] == "exact_elbo"):
     raise UserError("train.objective='exact_elbo' (enumeration over z) is the toy model's "
                     "objective: use it exactly when model.kind='toy'")

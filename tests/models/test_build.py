@@ -37,3 +37,26 @@ def test_resnet_rejects_image_sides_it_cannot_halve(smoke_config):
   smoke_config.model.channels = (4, 4, 4, 4)
   with pytest.raises(UserError, match="divisible by 16"):
     build_model(smoke_config.model, (8, 8, 1))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"model.kind": "hvae", "model.latent_dims": (8,)}, "at least two stochastic layers"),
+    ({"model.kind": "hvae", "model.prior": "vamp"}, "builds its own top-down posterior"),
+    ({"model.prior": "vamp", "model.posterior": "iaf"}, "closed form"),
+    ({"model.prior": "vamp", "model.kind": "cvae"}, "pseudo-inputs have no labels"),
+    ({"model.kind": "toy", "train.objective": "exact_elbo"}, "set data.source='toy'"),
+    ({"train.objective": "exact_elbo"}, "the toy model's objective"),
+    ({"model.likelihood": "discretized_logistic", "data.binarize": "none", "data.num_bits": 5},
+     "pixel levels must be the data's"),
+    ({"model.num_flows": 0}, "'model.num_flows' must be positive"),
+    ({"model.posterior": "gaussian"}, "choose one of diag, full_cov"),
+])
+def test_validate_rejects_model_combinations_that_cannot_work(changes, message):
+  from jaxvae import config as config_lib
+
+  config = config_lib.get_config()
+  for key, value in changes.items():
+    section, name = key.split(".")
+    config[section][name] = value
+  with pytest.raises(UserError, match=message):
+    config_lib.validate(config)
