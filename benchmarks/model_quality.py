@@ -17,13 +17,13 @@ import time
 FAMILIES = [  # (name, config overrides)
     ("VAE: diagonal q, N(0, I), ELBO", {}),
     ("IWAE, K = 50", {"train.objective": "iwae", "train.num_samples": 50}),
-    ("full-covariance q", {"model.posterior": "full_cov"}),
-    ("mixture q (4 components)", {"model.posterior": "mixture", "model.num_components": 4}),
-    ("planar flow q (4 steps)", {"model.posterior": "planar_flow", "model.num_flows": 4}),
     ("IAF q (4 steps)", {"model.posterior": "iaf", "model.num_flows": 4}),
+    ("mixture q (4 components)", {"model.posterior": "mixture", "model.num_components": 4}),
+    ("Ladder VAE, 2 layers z(8)-z(8)", {"model.kind": "hvae", "model.latent_dims": (8, 8)}),
+    ("planar flow q (4 steps)", {"model.posterior": "planar_flow", "model.num_flows": 4}),
+    ("full-covariance q", {"model.posterior": "full_cov"}),
     ("mixture prior (10 components)", {"model.prior": "mixture", "model.num_components": 10}),
     ("VampPrior (50 pseudo-inputs)", {"model.prior": "vamp", "model.num_pseudo_inputs": 50}),
-    ("Ladder VAE, 2 layers z(8)-z(8)", {"model.kind": "hvae", "model.latent_dims": (8, 8)}),
 ]
 
 
@@ -46,7 +46,7 @@ def _config(overrides: dict, num_steps: int, num_samples: int):
 def run(quick: bool) -> tuple[str, dict]:
   from jaxvae.train import train_and_evaluate
 
-  num_steps, num_samples = (200, 50) if quick else (5_000, 1_000)
+  num_steps, num_samples = (200, 50) if quick else (2_000, 1_000)
   rows, record = [], {"num_steps": num_steps, "num_samples": num_samples, "families": {}}
   with tempfile.TemporaryDirectory() as root:
     for i, (name, overrides) in enumerate(FAMILIES):
