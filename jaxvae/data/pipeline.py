@@ -150,7 +150,7 @@ def _npz_split(path: str, split: str) -> Split:
   images = arrays[split]
   if images.ndim == 3:
     images = images[..., None]
-  if images.ndim not in (2, 4) or len(images) == 0:
+  if images.ndim not in (2, 4) or images.size == 0:
     raise UserError(f"{path}:{split} has shape {arrays[split].shape}; expected a non-empty "
                     f"[N, H, W, C], [N, H, W] or [N, D] array")
   if images.dtype == np.uint8:
