@@ -13,8 +13,11 @@ import sys
 
 # name -> module; each module has run(quick) -> (markdown, record).
 BENCHMARKS = {
+    "trainer": "benchmarks.train_throughput",
+    "evaluator": "benchmarks.eval_throughput",
     "input_pipeline": "benchmarks.data_throughput",
     "scaling": "benchmarks.scaling",
+    "model_quality": "benchmarks.model_quality",
 }
 
 
