@@ -109,7 +109,7 @@ def crop_and_resize(image: np.ndarray, crop: int, resize: int) -> np.ndarray:
     image = image[top:top + crop, left:left + crop]
   if resize:
     rows, cols = _area_weights(image.shape[0], resize), _area_weights(image.shape[1], resize)
-    averaged = np.einsum("oh,hwc,pw->opc", rows, image.astype(np.float64), cols)
+    averaged = np.einsum("oh,hwc,pw->opc", rows, image.astype(np.float64), cols, optimize=True)
     image = np.clip(np.rint(averaged), 0, 255).astype(np.uint8)
   return image
 

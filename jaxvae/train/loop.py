@@ -252,7 +252,10 @@ def _image_writer(model, config, mesh, workdir: str, eval_split: data_lib.Split)
   """`show(params, step)`: writes 64 samples and 32 test images with their reconstructions as PNGs.
 
   Every process must call it (it runs under jit on the global parameters); process 0 writes.
+  Data that are not `[H, W, C]` images (the 1-D toy) get no grids.
   """
+  if len(eval_split.image_shape) != 3:
+    return lambda params, step: None
   originals = next(data_lib.eval_batches(config, eval_split, 32 * jax.process_count()))["image"]
   originals = mesh_lib.global_batch({"image": originals}, mesh)["image"]
   replicated = mesh_lib.replicated(mesh)
