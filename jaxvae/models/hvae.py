@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jaxvae import distributions as D
 from jaxvae.models.interface import LogWeights
 from jaxvae.models.likelihoods import make_likelihood
-from jaxvae.models.networks import MLP, MLPDecoder, MLPEncoder, ResNetDecoder, ResNetEncoder
+from jaxvae.models.networks import MLP, MLPEncoder, make_encoder_decoder
 
 
 def precision_weighted(mean_a, log_var_a, mean_b, log_var_b):
@@ -55,16 +55,7 @@ class HierarchicalVAE(nn.Module):
     num_dims = math.prod(self.data_shape)
     self.likelihood_head = make_likelihood(self.likelihood, num_dims, self.likelihood_scale,
                                            self.num_mixtures, self.num_bits)
-    per_dim = self.likelihood_head.params_per_dim
-    if self.network == "mlp":
-      self.encoder = MLPEncoder(self.hidden_sizes, self.activation)
-      self.decoder = MLPDecoder(tuple(reversed(self.hidden_sizes)), self.data_shape, per_dim,
-                                self.activation, self.output_bias)
-    else:
-      self.encoder = ResNetEncoder(self.channels, self.blocks_per_stage, self.hidden_sizes[-1],
-                                   self.activation)
-      self.decoder = ResNetDecoder(self.channels, self.blocks_per_stage, self.data_shape, per_dim,
-                                   self.activation, self.output_bias)
+    self.encoder, self.decoder = make_encoder_decoder(self, self.likelihood_head.params_per_dim)
     num_layers = len(self.latent_dims)
     self.up = [MLPEncoder(self.upper_hidden_sizes, self.activation)
                for _ in range(num_layers - 1)]

@@ -149,3 +149,19 @@ class ResNetDecoder(nn.Module):
     out = nn.Conv(colours * self.params_per_dim, (3, 3),
                   bias_init=nn.initializers.constant(self.bias_init))(act(h))
     return out.reshape(lead + (height * width * colours, self.params_per_dim))
+
+
+def make_encoder_decoder(model: nn.Module, outputs_per_dim: int) -> tuple[nn.Module, nn.Module]:
+  """The encoder and decoder named by `model.network` ('mlp' or 'resnet'), for use in `setup`.
+
+  `model` supplies `network`, `hidden_sizes`, `channels`, `blocks_per_stage`, `activation`,
+  `data_shape` and `output_bias`; the decoder emits `outputs_per_dim` values per data dimension.
+  """
+  if model.network == "mlp":
+    return (MLPEncoder(model.hidden_sizes, model.activation),
+            MLPDecoder(tuple(reversed(model.hidden_sizes)), model.data_shape, outputs_per_dim,
+                       model.activation, model.output_bias))
+  return (ResNetEncoder(model.channels, model.blocks_per_stage, model.hidden_sizes[-1],
+                        model.activation),
+          ResNetDecoder(model.channels, model.blocks_per_stage, model.data_shape, outputs_per_dim,
+                        model.activation, model.output_bias))

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxvae import distributions as D
 from jaxvae.models.interface import LogWeights
 from jaxvae.models.likelihoods import make_likelihood
-from jaxvae.models.networks import MLPDecoder, MLPEncoder, ResNetDecoder, ResNetEncoder
+from jaxvae.models.networks import make_encoder_decoder
 from jaxvae.models.posteriors import make_posterior
 
 
@@ -78,16 +78,7 @@ class VAE(nn.Module):
     num_dims = math.prod(self.data_shape)
     self.likelihood_head = make_likelihood(self.likelihood, num_dims, self.likelihood_scale,
                                            self.num_mixtures, self.num_bits)
-    per_dim = self.likelihood_head.params_per_dim
-    if self.network == "mlp":
-      self.encoder = MLPEncoder(self.hidden_sizes, self.activation)
-      self.decoder = MLPDecoder(tuple(reversed(self.hidden_sizes)), self.data_shape, per_dim,
-                                self.activation, self.output_bias)
-    else:
-      self.encoder = ResNetEncoder(self.channels, self.blocks_per_stage, self.hidden_sizes[-1],
-                                   self.activation)
-      self.decoder = ResNetDecoder(self.channels, self.blocks_per_stage, self.data_shape, per_dim,
-                                   self.activation, self.output_bias)
+    self.encoder, self.decoder = make_encoder_decoder(self, self.likelihood_head.params_per_dim)
     self.posterior_head = make_posterior(self.posterior, self.latent_dim, self.num_flows,
                                          self.num_components)
     if self.prior == "mixture":
