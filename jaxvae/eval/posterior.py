@@ -36,6 +36,8 @@ def gaussian_posterior_problem(model: nn.Module, params: Any, x: jax.Array,
   name = type(model).__name__
   if not hasattr(model, "encode"):
     return f"{name} has no encode method"
+  if getattr(model, "prior", "standard_normal") != "standard_normal":
+    return f"the KL per dimension is to N(0, I), but this {name}'s prior is {model.prior!r}"
   try:
     out = jax.eval_shape(lambda p, v, y: encode(model, p, v, y), params, x, labels)
   except Exception as e:  # A model's encode may fail in any way on this input.

@@ -254,3 +254,11 @@ def test_the_1d_toy_model_at_k5000_is_within_005_nats_of_its_exact_log_px(toy_co
   assert abs(results["log_px"][:, 1].mean() - exact.mean()) < 0.05
   assert exact.mean() - exact_elbo.mean() > 0.2  # The poor q's ELBO is far below.
   np.testing.assert_allclose(results["elbo"][:, 1].mean(), exact_elbo.mean(), atol=0.05)
+
+
+def test_diagnostics_need_a_standard_normal_prior(toy_config):
+  class WithMixturePrior(LinearGaussian):
+    prior: str = "mixture"
+
+  evaluator = Evaluator(toy_config, "test", 3, model=WithMixturePrior())
+  assert "prior is 'mixture'" in evaluator.posterior_problem
