@@ -27,7 +27,18 @@ def draw(sample_fn, keys: jax.Array, *params: jax.Array) -> jax.Array:
   return jax.vmap(per_example, in_axes=(0,) + (None,) * len(params))(keys, *params)
 
 
-class DiagGaussianPosterior(nn.Module):
+class Posterior(nn.Module):
+  """The posterior interface: `parameters(h)`, `sample(params, keys) -> (z, log q(z))`,
+  `log_prob(z, params)` and `mode(params)` (the mean, for the Gaussians); calling it samples."""
+
+  def mode(self, params):
+    return params[0]
+
+  def __call__(self, h, keys):
+    return self.sample(self.parameters(h), keys)
+
+
+class DiagGaussianPosterior(Posterior):
   """q(z | x) = N(mean(h), diag exp(log_var(h))) (Kingma & Welling, 2014)."""
 
   latent_dim: int
@@ -43,17 +54,11 @@ class DiagGaussianPosterior(nn.Module):
     z = draw(D.diag_gaussian_sample, keys, mean, log_var)
     return z, D.diag_gaussian_log_prob(z, mean, log_var)
 
-  def mode(self, params):
-    return params[0]
-
   def log_prob(self, z, params):
     return D.diag_gaussian_log_prob(z, *params)
 
-  def __call__(self, h, keys):
-    return self.sample(self.parameters(h), keys)
 
-
-class FullCovGaussianPosterior(nn.Module):
+class FullCovGaussianPosterior(Posterior):
   """q(z | x) = N(mean(h), L(h) L(h)^T) with a Cholesky factor from `scale_tril_from_raw`."""
 
   latent_dim: int
@@ -72,17 +77,11 @@ class FullCovGaussianPosterior(nn.Module):
     z = draw(D.full_gaussian_sample, keys, mean, scale_tril)
     return z, D.full_gaussian_log_prob(z, mean, scale_tril)
 
-  def mode(self, params):
-    return params[0]
-
   def log_prob(self, z, params):
     return D.full_gaussian_log_prob(z, *params)
 
-  def __call__(self, h, keys):
-    return self.sample(self.parameters(h), keys)
 
-
-class MixturePosterior(nn.Module):
+class MixturePosterior(Posterior):
   """q(z | x) = (1/M) sum_m N(mean_m(h), diag exp(log_var_m(h))): M equally weighted components.
 
   The weights are fixed (uniform) on purpose: then the component index is drawn from a
@@ -117,11 +116,8 @@ class MixturePosterior(nn.Module):
     means, log_vars = params
     return D.mixture_diag_gaussian_log_prob(z, self._logits(means), means, log_vars)
 
-  def __call__(self, h, keys):
-    return self.sample(self.parameters(h), keys)
 
-
-class PlanarFlowPosterior(nn.Module):
+class PlanarFlowPosterior(Posterior):
   """A diagonal Gaussian pushed through `num_flows` planar flows with amortized parameters
   `(u_t, w_t, b_t)(h)` (Rezende & Mohamed, 2015): `log q = log q_0(z_0) - sum_t log|det J_t|`."""
 
@@ -155,11 +151,8 @@ class PlanarFlowPosterior(nn.Module):
   def mode(self, params):
     return self.transform(params[0], params)[0]
 
-  def __call__(self, h, keys):
-    return self.sample(self.parameters(h), keys)
 
-
-class IAFPosterior(nn.Module):
+class IAFPosterior(Posterior):
   """A diagonal Gaussian followed by `num_flows` inverse autoregressive flow steps (Kingma et al.,
   2016), each a MADE of `hidden_sizes` fed the encoder context; the order of the latent dimensions
   is reversed between steps (a volume-preserving permutation)."""
@@ -195,9 +188,6 @@ class IAFPosterior(nn.Module):
 
   def mode(self, params):
     return self.transform(params[0], params)[0]
-
-  def __call__(self, h, keys):
-    return self.sample(self.parameters(h), keys)
 
 
 def make_posterior(name: str, latent_dim: int, num_flows: int, num_components: int) -> nn.Module:
