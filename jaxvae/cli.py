@@ -3,7 +3,9 @@
     jaxvae train  --workdir=DIR [--config=configs/NAME.py[:smoke]] [--config.KEY=VALUE ...]
     jaxvae eval   --workdir=DIR [--num_samples=K[,K2,...]] [--split=test] [--step=N | --follow]
                   [--refine_steps=N] [--poll_seconds=10] [--timeout=SECONDS]
-    jaxvae sample --workdir=DIR [--num=64] [--out=FILE.png] [--seed=0] [--step=N]
+    jaxvae sample --workdir=DIR [--kind=samples|reconstructions|interpolations|traversals]
+                  [--num=64] [--out=FILE.png] [--seed=0] [--step=N] [--temperature=1.0]
+                  [--label=C] [--images=I,J,...] [--steps=10] [--radius=3.0]
 
 Mistakes (unknown flags or config keys, bad values, missing data or checkpoints) print one line
 `jaxvae: error: ...` and exit with code 2.
@@ -56,10 +58,24 @@ def _define_flags(command: str, args: list[str]) -> flags.FlagValues:
     flags.DEFINE_float("timeout", None, "--follow: give up after this many seconds without a new "
                        "checkpoint (default: wait for ever).", flag_values=fv)
   else:
-    flags.DEFINE_integer("num", 64, "Number of samples.", flag_values=fv)
+    flags.DEFINE_string("kind", "samples", "Grid: samples | reconstructions (test images next "
+                        "to theirs) | interpolations (between pairs of test images) | traversals "
+                        "(one latent dimension per row).", flag_values=fv)
+    flags.DEFINE_integer("num", 64, "samples: images; reconstructions: test images; traversals: "
+                         "latent dimensions (at most model.latent_dim).", flag_values=fv)
     flags.DEFINE_string("out", "samples.png", "Output PNG file.", flag_values=fv)
     flags.DEFINE_integer("seed", 0, "Random seed of the samples.", flag_values=fv)
     flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).", flag_values=fv)
+    flags.DEFINE_float("temperature", 1.0, "samples: scale of the prior's noise (N(0, I) priors; "
+                       "0 decodes the prior mean).", flag_values=fv)
+    flags.DEFINE_integer("label", None, "samples of a conditional VAE: draw this class (default: "
+                         "cycle through the classes).", flag_values=fv)
+    flags.DEFINE_list("images", ["0", "1"], "Test-image indices: pairs for interpolations, the "
+                      "first one for traversals.", flag_values=fv)
+    flags.DEFINE_integer("steps", 10, "interpolations, traversals: images per row.",
+                         flag_values=fv)
+    flags.DEFINE_float("radius", 3.0, "traversals: each dimension runs over [-radius, radius].",
+                       flag_values=fv)
   return fv
 
 
@@ -133,7 +149,10 @@ def run(argv: list[str]) -> None:
   else:
     from jaxvae.eval import sample_to_png
 
-    sample_to_png(fv.workdir, fv.num, fv.out, seed=fv.seed, step=fv.step)
+    sample_to_png(fv.workdir, fv.num, fv.out, seed=fv.seed, step=fv.step, kind=fv.kind,
+                  temperature=fv.temperature, label=fv.label,
+                  images=tuple(_int_list(fv.images, "--images")), steps=fv.steps,
+                  radius=fv.radius)
 
 
 def main(argv: list[str] | None = None) -> None:

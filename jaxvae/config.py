@@ -90,6 +90,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.train.compute_dtype = "float32"  # float32 | bfloat16 (params stay float32)
   config.train.progress_bar = True  # a progress bar with ETA when stdout is a terminal
   config.train.fsdp_devices = 1  # mesh axis 'fsdp': shard params/optimizer state over it; 1 = off
+  config.train.image_every = 0  # image grids every this many steps (a multiple of log_every);
+  #   0 = with each checkpoint; always at the last step
+  config.train.image_temperature = 1.0  # prior noise scale of the sample grids (!= 1: N(0, I) prior)
 
   config.eval = ml_collections.ConfigDict()
   config.eval.num_samples = 1_000  # K of the importance-sampled log p(x)
@@ -240,6 +243,15 @@ def _validate_train(values: dict) -> None:
   if values["train.warmup_steps"] >= values["train.num_steps"] and values["train.decay"] != "constant":
     raise UserError(f"train.warmup_steps={values['train.warmup_steps']} leaves no steps to decay "
                     f"over (train.num_steps={values['train.num_steps']}); lower it")
+  if values["train.image_every"] < 0 or values["train.image_every"] % values["train.log_every"]:
+    raise UserError(f"config key 'train.image_every' must be 0 (with each checkpoint) or a "
+                    f"multiple of train.log_every={values['train.log_every']}, got "
+                    f"{values['train.image_every']}")
+  if values["train.image_temperature"] < 0 or (values["train.image_temperature"] != 1 and (
+      values["model.kind"] not in ("vae", "cvae") or values["model.prior"] != "standard_normal")):
+    raise UserError(f"config key 'train.image_temperature' must be >= 0, and other than 1 only "
+                    f"for model.kind 'vae' or 'cvae' with model.prior='standard_normal' (it scales "
+                    f"N(0, I) noise); got {values['train.image_temperature']}")
   if values["train.batch_size"] % values["train.accumulate_steps"]:
     raise UserError(f"train.batch_size={values['train.batch_size']} must be divisible by "
                     f"train.accumulate_steps={values['train.accumulate_steps']}")

@@ -1,34 +1,106 @@
-"""Samples from a trained model as a PNG grid."""
+"""Image grids of a trained model as PNG files: `jaxvae sample --kind=...`.
+
+    samples          `num` draws from p(z) decoded (`temperature`, `label` for a conditional VAE)
+    reconstructions  the first `num` test images, each next to its reconstruction
+    interpolations   one row per pair of test images (`images=(i, j, ...)`), `steps` columns
+    traversals       one row per latent dimension (the first `num`) of test image `images[0]`,
+                     that dimension swept over [-radius, radius]
+
+The grids themselves are `jaxvae.train.images`, the same the trainer writes during training.
+"""
 
 import os
 
 import jax
+import numpy as np
 
 from jaxvae import config as config_lib
 from jaxvae import data as data_lib
 from jaxvae.errors import UserError
 from jaxvae.models import build_model
 from jaxvae.train import checkpoint as checkpoint_lib
+from jaxvae.train import images as images_lib
 from jaxvae.train import mesh as mesh_lib
-from jaxvae.train.images import save_image_grid
 from jaxvae.train.state import abstract_params
 
+KINDS = ("samples", "reconstructions", "interpolations", "traversals")
 
-def sample_to_png(workdir: str, num: int, out: str, seed: int = 0, step: int | None = None) -> str:
-  """Writes `num` samples (means of p(x | z), z ~ p(z)) of checkpoint `step` (default: latest)."""
+
+def _check_request(kind: str, num: int, model, config, images: tuple[int, ...], label: int | None,
+                   steps: int, radius: float, temperature: float) -> None:
+  """Raises `UserError` naming the flag of the first impossible request."""
+  if kind not in KINDS:
+    raise UserError(f"--kind={kind!r}; choose one of {', '.join(KINDS)}")
   if num <= 0:
     raise UserError(f"--num must be positive, got {num}")
+  images_lib.check_temperature(model, temperature)
+  if label is not None and (config.model.kind != "cvae" or not 0 <= label < model.num_classes):
+    raise UserError(f"--label={label} needs a conditional model (model.kind='cvae') and a label in "
+                    f"0..{config.model.num_classes - 1}; this run has model.kind="
+                    f"{config.model.kind!r}")
+  if kind in ("interpolations", "traversals"):
+    images_lib.check_latent_grids(model)
+    if steps < 2 or radius <= 0:
+      raise UserError(f"--steps must be >= 2 and --radius > 0, got {steps} and {radius}")
+    if not images or any(i < 0 for i in images) or (kind == "interpolations" and len(images) % 2):
+      raise UserError(f"--images={','.join(map(str, images))}: give test-image indices >= 0, "
+                      f"pairs of them for interpolations (e.g. --images=0,1,2,3)")
+
+
+def _test_images(config, split: data_lib.Split, count: int) -> dict:
+  """The first `count` images of the eval split with their labels (one process)."""
+  if count > len(split.source):
+    raise UserError(f"the grid needs test image {count - 1}, but split "
+                    f"{config.data.eval_split!r} has {len(split.source)} images")
+  batch = next(data_lib.eval_batches(config, split, count))
+  return {k: batch[k] for k in ("image", "label")}
+
+
+def sample_to_png(workdir: str, num: int, out: str, seed: int = 0, step: int | None = None,
+                  kind: str = "samples", temperature: float = 1.0, label: int | None = None,
+                  images: tuple[int, ...] = (0, 1), steps: int = 10, radius: float = 3.0) -> str:
+  """Writes the `kind` grid (see the module docstring) of checkpoint `step` (default: latest) of
+  the run in `workdir` to the PNG `out`; returns `out`. The EMA parameters when the run keeps one."""
   config = config_lib.load_config(os.path.join(workdir, "config.json"))
+  split = data_lib.load_split(config.data, config.data.eval_split)
+  if len(split.image_shape) != 3:
+    raise UserError(f"jaxvae sample draws images; the data of this run are vectors of shape "
+                    f"{tuple(split.image_shape)} (data.source={config.data.source!r})")
+  model = build_model(config.model, split.image_shape)
+  _check_request(kind, num, model, config, tuple(images), label, steps, radius, temperature)
   checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
   step = checkpoints.resolve_step(step)
-  image_shape = data_lib.load_split(config.data, config.data.eval_split).image_shape
-  model = build_model(config.model, image_shape)
   replicated = mesh_lib.replicated(mesh_lib.make_mesh())
-  params = checkpoints.restore_params(step, abstract_params(model, image_shape, replicated))
+  params = checkpoints.restore_params(step, abstract_params(model, split.image_shape, replicated))
   checkpoints.close()
-  samples = jax.jit(lambda p: model.apply({"params": p}, jax.random.key(seed), num,
-                                          method=model.sample), out_shardings=replicated)(params)
+  conditional = config.model.kind == "cvae"
+  labels_of = (lambda y: y) if conditional else (lambda y: None)
+  columns = steps
+  if kind == "samples":
+    labels = np.full((num,), label, np.int32) if label is not None else None
+    render = lambda p, x, y: images_lib.samples(model, p, jax.random.key(seed), num, temperature,
+                                                labels)
+    x = y = None
+    columns = None
+  else:
+    count = num if kind == "reconstructions" else max(images) + 1
+    batch = _test_images(config, split, count)
+    x, y = batch["image"], batch["label"]
+    if kind == "reconstructions":
+      render = lambda p, x, y: images_lib.reconstructions(model, p, x[:num], labels_of(y[:num]))
+      columns = 16
+    elif kind == "interpolations":
+      start, end = np.array(images[0::2]), np.array(images[1::2])
+      render = lambda p, x, y: images_lib.interpolations(
+          model, p, x[start], x[end], steps, labels_of(y[start]), labels_of(y[end]))
+    else:
+      dims = min(num, model.latent_dim)
+      render = lambda p, x, y: images_lib.traversals(
+          model, p, x[images[0]:images[0] + 1], steps, radius, dims,
+          labels_of(y[images[0]:images[0] + 1]))
+  grid = jax.jit(render, out_shardings=replicated)(params, x, y)
   if jax.process_index() == 0:
-    save_image_grid(samples.addressable_data(0), out)
-    print(f"Wrote {num} samples of step {step} to {out}")
+    images_lib.save_image_grid(images_lib.to_unit(grid.addressable_data(0), config.data.scale),
+                               out, columns)
+    print(f"Wrote {kind} of step {step} to {out}")
   return out

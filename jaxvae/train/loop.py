@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -19,7 +18,7 @@ from jaxvae.models import build_model
 from jaxvae.train import checkpoint as checkpoint_lib
 from jaxvae.train import mesh as mesh_lib
 from jaxvae.train import state as state_lib
-from jaxvae.train.images import save_image_grid
+from jaxvae.train.images import make_image_writer
 from jaxvae.train.metrics import MetricWriter
 from jaxvae.train.progress import Progress
 
@@ -27,7 +26,8 @@ from jaxvae.train.progress import Progress
 _RESUMABLE_CHANGES = ("train.num_steps", "train.log_every", "train.checkpoint_every",
                       "train.keep_checkpoints", "train.keep_every", "train.num_devices",
                       "train.steps_per_call", "train.max_consecutive_skips",
-                      "train.progress_bar", "train.fsdp_devices", "data.num_threads",
+                      "train.progress_bar", "train.fsdp_devices", "train.image_every",
+                      "train.image_temperature", "data.num_threads",
                       "data.data_dir", "eval.")
 
 
@@ -198,6 +198,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
                                    replicated),
                      out_shardings=(state_sharding, replicated), donate_argnums=0)
   show = _image_writer(model, config, mesh, workdir, eval_data)
+  image_every = train.image_every or train.checkpoint_every
   writer = MetricWriter(os.path.join(workdir, "metrics.jsonl"),
                         os.path.join(workdir, "tensorboard", "train"))
   local = data_lib.iterate_from(data_lib.train_batches(config, data), start_step,
@@ -227,6 +228,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
         if saved:
           _check_skips(state, train, checkpoints, step)
           checkpoints.save(step, state)
+        if step % image_every == 0 or step == train.num_steps:
           show(state.ema_params if state.ema_params is not None else state.params, step)
         progress.update(step)
         if step < train.num_steps and preemption.reached(index):
@@ -249,32 +251,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
 
 
 def _image_writer(model, config, mesh, workdir: str, eval_split: data_lib.Split):
-  """`show(params, step)`: writes 64 samples and 32 test images with their reconstructions as PNGs.
-
-  Every process must call it (it runs under jit on the global parameters); process 0 writes.
-  Data that are not `[H, W, C]` images (the 1-D toy) get no grids.
-  """
+  """`show(params, step)`: the image grids of `jaxvae.train.images.make_image_writer` on the first
+  32 test images; data that are not `[H, W, C]` images (the 1-D toy) get none."""
   if len(eval_split.image_shape) != 3:
     return lambda params, step: None
-  originals = next(data_lib.eval_batches(config, eval_split, 32 * jax.process_count()))["image"]
-  originals = mesh_lib.global_batch({"image": originals}, mesh)["image"]
-  replicated = mesh_lib.replicated(mesh)
-
-  def render(params, originals):  # Global arrays are arguments: a closure cannot span hosts.
-    samples = model.apply({"params": params}, jax.random.key(config.seed), 64, method=model.sample)
-    pairs = jnp.stack([originals, model.apply({"params": params}, originals,
-                                              method=model.reconstruct)], axis=1)
-    return samples, pairs.reshape((-1,) + pairs.shape[2:])
-
-  render = jax.jit(render, out_shardings=replicated)
-  images_dir = os.path.join(workdir, "images")
-
-  def show(params, step: int) -> None:
-    samples, pairs = render(params, originals)
-    if jax.process_index() == 0:
-      save_image_grid(np.asarray(samples.addressable_data(0)),
-                      os.path.join(images_dir, f"samples_{step:08d}.png"))
-      save_image_grid(np.asarray(pairs.addressable_data(0)),
-                      os.path.join(images_dir, f"reconstructions_{step:08d}.png"), columns=16)
-
-  return show
+  originals = next(data_lib.eval_batches(config, eval_split, 32 * jax.process_count()))
+  originals = mesh_lib.global_batch({k: originals[k] for k in ("image", "label")}, mesh)
+  return make_image_writer(model, config, mesh, workdir, originals)
