@@ -92,11 +92,12 @@ def _chunks(batches: Iterator[dict], sizes: Iterator[int], length: int) -> Itera
 
 
 # Metrics whose latest value is reported at a log interval (the rest: the mean over applied steps).
-_LATEST = ("skipped_updates", "consecutive_skips")
+_LATEST = ("skipped_updates", "consecutive_skips", "param_norm")
 
 
 def summarize(metrics: list[dict]) -> dict:
-  """The host-side summary of a log interval's per-step metrics (each a dict of `[n]` arrays).
+  """The host-side summary of a log interval's metrics: per call, a dict of `[n]` arrays (one
+  value per step) and `[]` ones (one per call, e.g. `param_norm`).
 
   Loss terms and norms are averaged over the steps whose update was applied (a skipped step's
   loss may be NaN); `skipped` is summed; counters take their latest value.
@@ -106,7 +107,7 @@ def summarize(metrics: list[dict]) -> dict:
   summary = {}
   for key, v in values.items():
     if key in _LATEST:
-      summary[key] = int(v[-1])
+      summary[key] = v[-1].item()
     elif key == "skipped":
       summary["skipped_in_interval"] = int(v.sum())
     else:
@@ -215,7 +216,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
         step += size
         pending.append((size, metrics))
         if step % train.log_every == 0 or step == train.num_steps:
-          summary = summarize([jax.tree.map(lambda m, n=n: m[:n], metrics)
+          summary = summarize([{key: m[:n] if m.ndim else m for key, m in metrics.items()}
                                for n, metrics in jax.device_get(pending)])
           now = time.perf_counter()
           summary["step_time"] = (now - last_log[1]) / (step - last_log[0])

@@ -1,5 +1,7 @@
 """The train step, checkpoints, exact resumption, and 1 vs 8 devices."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -106,5 +108,12 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, smoke_config):
   smoke_config.train.num_steps = 20
   record = train_and_evaluate(smoke_config, str(tmp_path / "resumed"))
   assert record["step"] == 20
-  jax.tree.map(np.testing.assert_array_equal, _final_params(str(tmp_path / "straight"), smoke_config),
+  params = _final_params(str(tmp_path / "straight"), smoke_config)
+  jax.tree.map(np.testing.assert_array_equal, params,
                _final_params(str(tmp_path / "resumed"), smoke_config))
+  # The last log line's parameter norm is that of the final parameters (NumPy, float64).
+  with open(tmp_path / "straight" / "metrics.jsonl") as f:
+    last = [json.loads(line) for line in f if '"param_norm"' in line][-1]
+  norm = np.sqrt(sum(np.sum(np.asarray(a, np.float64) ** 2) for a in jax.tree.leaves(params)))
+  assert last["step"] == 20
+  np.testing.assert_allclose(last["param_norm"], norm, rtol=1e-5)
