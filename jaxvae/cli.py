@@ -1,4 +1,4 @@
-"""`jaxvae train | eval | sample`: flags in, one library call out, nothing else.
+"""`jaxvae train | eval | sample | plot`: flags in, one library call out, nothing else.
 
     jaxvae train  --workdir=DIR [--config=configs/NAME.py[:smoke]] [--config.KEY=VALUE ...]
     jaxvae eval   --workdir=DIR [--num_samples=K[,K2,...]] [--split=test] [--step=N | --follow]
@@ -6,6 +6,7 @@
     jaxvae sample --workdir=DIR [--kind=samples|reconstructions|interpolations|traversals]
                   [--num=64] [--out=FILE.png] [--seed=0] [--step=N] [--temperature=1.0]
                   [--label=C] [--images=I,J,...] [--steps=10] [--radius=3.0]
+    jaxvae plot   --workdir=DIR [--workdir=DIR2 ...] [--out=FILE.png]
 
 Mistakes (unknown flags or config keys, bad values, missing data or checkpoints) print one line
 `jaxvae: error: ...` and exit with code 2.
@@ -18,7 +19,7 @@ from absl import flags
 
 from jaxvae.errors import UserError
 
-COMMANDS = ("train", "eval", "sample")
+COMMANDS = ("train", "eval", "sample", "plot")
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.py")
 
 
@@ -27,6 +28,12 @@ def _define_flags(command: str, args: list[str]) -> flags.FlagValues:
   from ml_collections import config_flags
 
   fv = flags.FlagValues()
+  if command == "plot":
+    flags.DEFINE_multi_string("workdir", None, "Run directory; repeat it to compare runs on one "
+                              "figure.", flag_values=fv)
+    flags.DEFINE_string("out", None, "Output PNG file (default: curves.png in the first workdir).",
+                        flag_values=fv)
+    return fv
   flags.DEFINE_string("workdir", None, "Run directory: config, checkpoints, metrics, eval, images.",
                       flag_values=fv)
   if command == "train":
@@ -146,6 +153,10 @@ def run(argv: list[str]) -> None:
     config = config_lib.load_config(os.path.join(fv.workdir, "config.json"))
     evaluate(config, fv.workdir, step=fv.step, split=fv.split, num_samples=num_samples,
              refine_steps=fv.refine_steps)
+  elif command == "plot":
+    from jaxvae.plot import plot_runs
+
+    plot_runs(fv.workdir, fv.out or os.path.join(fv.workdir[0], "curves.png"))
   else:
     from jaxvae.eval import sample_to_png
 

@@ -40,8 +40,10 @@ class MetricWriter:
 
 
 def read_jsonl(path: str) -> list[dict]:
-  """The records of a JSONL file, or [] if it does not exist."""
+  """The records of a JSONL file, or [] if it does not exist. A last line without its newline is
+  one being written (or cut off by a kill): it is ignored."""
   if not os.path.exists(path):
     return []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    lines = f.read().split("\n")
+  return [json.loads(line) for line in lines[:-1] if line.strip()]

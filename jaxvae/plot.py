@@ -1,0 +1,117 @@
+"""Training and evaluation curves of one or more runs in one figure: `jaxvae plot`.
+
+    plot_runs(["runs/digits_vae", "runs/digits_iwae"], "curves.png")
+
+Reads each workdir's `metrics.jsonl` (the trainer's log intervals) and `eval/log_likelihood.jsonl`
+(the evaluator's records), also while the run is in progress: a line still being written is
+ignored. One panel per quantity; each run has its own colour, each series of a run its own line
+style.
+"""
+
+import math
+import os
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from jaxvae.errors import UserError
+from jaxvae.train.metrics import read_jsonl
+
+# (panel title, y-axis label, metric keys) of the training curves; "kl_layer_*" expands to the
+# per-layer KL of hierarchical models.
+TRAIN_PANELS = (
+    ("training loss", "nats", ("loss",)),
+    ("ELBO and its likelihood term", "nats", ("elbo", "log_likelihood")),
+    ("KL(q(z|x) || p(z)), total and per layer", "nats", ("kl", "kl_layer_*")),
+    ("learning rate", "", ("learning_rate",)),
+    ("gradient norm", "", ("grad_norm",)),
+    ("skipped updates (cumulative)", "", ("skipped_updates",)),
+)
+# Evaluation panels: one series per (split, K).
+EVAL_PANELS = (
+    ("log p(x) for each split and K (eval)", "nats", "log_px"),
+    ("bits/dim for each K (eval)", "bits/dim", "bits_per_dim"),
+)
+
+
+def _train_series(records: list[dict], keys: tuple[str, ...]) -> dict[str, tuple]:
+  """`{key: (steps, values)}` for each key (a `prefix*` key: every key with that prefix)."""
+  names = []
+  for key in keys:
+    if key.endswith("*"):
+      names += sorted({k for r in records for k in r if k.startswith(key[:-1])})
+    else:
+      names.append(key)
+  series = {}
+  for name in names:
+    points = [(r["step"], r[name]) for r in records if isinstance(r.get(name), int | float)]
+    if points:
+      series[name] = tuple(np.array(v, np.float64) for v in zip(*points))
+  return series
+
+
+def _eval_series(records: list[dict], key: str) -> dict[str, tuple]:
+  """`{'split K=k': (steps, values)}` of the eval records, the last record per step winning."""
+  groups = {}
+  for r in records:
+    if isinstance(r.get(key), int | float):
+      groups.setdefault((r["split"], r["num_samples"]), {})[r["step"]] = r[key]
+  return {f"{split} K={k}": (np.array(sorted(points), np.float64),
+                             np.array([points[s] for s in sorted(points)], np.float64))
+          for (split, k), points in sorted(groups.items())}
+
+
+def read_run(workdir: str) -> dict[str, dict[str, tuple]]:
+  """`{panel title: {series label: (steps [N], values [N])}}` of the run in `workdir`.
+
+  Raises `UserError` when `workdir` is missing or holds neither metrics nor eval records.
+  """
+  if not os.path.isdir(workdir):
+    raise UserError(f"--workdir={workdir} does not exist; give the directory of a jaxvae train run")
+  train = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  evals = read_jsonl(os.path.join(workdir, "eval", "log_likelihood.jsonl"))
+  if not train and not evals:
+    raise UserError(f"{workdir} holds no metrics yet (neither metrics.jsonl nor "
+                    f"eval/log_likelihood.jsonl has a complete line); plot a run after its first "
+                    f"log interval (train.log_every)")
+  panels = {title: _train_series(train, keys) for title, _, keys in TRAIN_PANELS}
+  panels.update({title: _eval_series(evals, key) for title, _, key in EVAL_PANELS})
+  return panels
+
+
+def plot_runs(workdirs: list[str], out: str) -> dict[str, dict[str, dict[str, tuple]]]:
+  """Draws the curves of the runs in `workdirs` into one PNG `out`; returns what it drew,
+  `{workdir: read_run(workdir)}`."""
+  if not workdirs:
+    raise UserError("jaxvae plot needs at least one --workdir=DIR")
+  runs = {workdir: read_run(workdir) for workdir in workdirs}
+  titles = [p[0] for p in TRAIN_PANELS] + [p[0] for p in EVAL_PANELS]
+  units = {p[0]: p[1] for p in TRAIN_PANELS + EVAL_PANELS}
+  columns = 4
+  rows = math.ceil(len(titles) / columns)
+  figure = Figure(figsize=(4.2 * columns, 3.2 * rows), layout="constrained")
+  axes = figure.subplots(rows, columns, squeeze=False).reshape(-1)
+  styles = ("-", "--", ":", "-.")
+  colours = [f"C{i % 10}" for i in range(len(workdirs))]
+  for ax, title in zip(axes, titles):
+    drawn = 0
+    for (workdir, panels), colour in zip(runs.items(), colours):
+      for i, (label, (steps, values)) in enumerate(panels[title].items()):
+        name = f"{os.path.basename(os.path.normpath(workdir))}: {label}" if len(runs) > 1 else label
+        ax.plot(steps, values, styles[i % len(styles)], color=colour, label=name,
+                marker="." if len(steps) < 30 else None)
+        drawn += 1
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("step")
+    ax.set_ylabel(units[title])
+    if drawn:
+      ax.legend(fontsize=7)
+    else:
+      ax.text(0.5, 0.5, "no records yet", ha="center", va="center", transform=ax.transAxes)
+  for ax in axes[len(titles):]:
+    ax.set_visible(False)
+  figure.suptitle(" vs ".join(os.path.basename(os.path.normpath(w)) for w in workdirs))
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  figure.savefig(out, dpi=90)
+  print(f"Wrote the curves of {', '.join(workdirs)} to {out}")
+  return runs

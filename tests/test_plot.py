@@ -1,0 +1,74 @@
+"""`jaxvae plot`: the curves drawn are the records in the workdir, also of a run in progress."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxvae.cli import main
+from jaxvae.plot import plot_runs
+
+
+def _write_run(workdir, num_logs: int, partial: bool = False, seed: int = 0):
+  """A workdir as the trainer and evaluator leave it, with random values; returns the records."""
+  rng = np.random.default_rng(seed)
+  os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
+  train = [{"step": 10 * (i + 1), "loss": float(rng.normal()), "elbo": float(rng.normal()),
+            "log_likelihood": float(rng.normal()), "kl": float(rng.random()),
+            "kl_layer_0": float(rng.random()), "kl_layer_1": float(rng.random()),
+            "learning_rate": 1e-3, "grad_norm": float(rng.random()), "skipped_updates": i // 2}
+           for i in range(num_logs)]
+  evals = [{"step": step, "split": "test", "num_samples": k, "log_px": float(rng.normal()),
+            "bits_per_dim": float(rng.random())} for step in (10, 20) for k in (1000, 10)]
+  with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in train)
+    if partial:
+      f.write('{"step": 999, "loss": 1.')  # The trainer is writing this line right now.
+  with open(os.path.join(workdir, "eval", "log_likelihood.jsonl"), "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in evals)
+  return train, evals
+
+
+def test_curves_are_the_records_of_a_run_in_progress(tmp_path):
+  workdir = str(tmp_path / "run")
+  train, evals = _write_run(workdir, num_logs=5, partial=True)
+  out = str(tmp_path / "curves.png")
+  panels = plot_runs([workdir], out)[workdir]
+  assert Image.open(out).size[0] > 1000
+  kl = panels["KL(q(z|x) || p(z)), total and per layer"]
+  assert list(kl) == ["kl", "kl_layer_0", "kl_layer_1"]
+  for key in ("kl", "kl_layer_1"):
+    np.testing.assert_array_equal(kl[key][0], [r["step"] for r in train])  # not step 999
+    np.testing.assert_array_equal(kl[key][1], [r[key] for r in train])
+  log_px = panels["log p(x) for each split and K (eval)"]
+  assert list(log_px) == ["test K=10", "test K=1000"]
+  np.testing.assert_array_equal(log_px["test K=1000"][1],
+                                [r["log_px"] for r in evals if r["num_samples"] == 1000])
+  np.testing.assert_array_equal(panels["skipped updates (cumulative)"]["skipped_updates"][1],
+                                [0, 0, 1, 1, 2])
+
+
+def test_several_workdirs_on_one_figure_from_the_cli(tmp_path, capsys):
+  runs = [str(tmp_path / name) for name in ("a", "b")]
+  _write_run(runs[0], 3)
+  _write_run(runs[1], 4, seed=1)
+  main(["jaxvae", "plot", f"--workdir={runs[0]}", f"--workdir={runs[1]}"])
+  assert os.path.exists(os.path.join(runs[0], "curves.png"))
+  assert "Wrote the curves" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: None, "does not exist"),
+    (lambda d: os.makedirs(d), "holds no metrics yet"),
+    (lambda d: (os.makedirs(d), open(os.path.join(d, "metrics.jsonl"), "w").write('{"st')),
+     "holds no metrics yet"),
+])
+def test_a_workdir_without_metrics_is_a_clear_error(tmp_path, capsys, make, message):
+  workdir = str(tmp_path / "empty")
+  make(workdir)
+  with pytest.raises(SystemExit) as exit_info:
+    main(["jaxvae", "plot", f"--workdir={workdir}", f"--out={tmp_path / 'x.png'}"])
+  assert exit_info.value.code == 2 and message in capsys.readouterr().err
+  assert not (tmp_path / "x.png").exists()
