@@ -18,10 +18,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxvae.errors import UserError  # noqa: E402
 from jaxvae.train import distributed  # noqa: E402
+from launch import common  # noqa: E402
 
 
-def main(argv: list[str]) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run(argv: list[str]) -> list[str]:
+  """Runs (or with --dry-run prints) the job; returns each process's output."""
+  parser = argparse.ArgumentParser(prog="launch/local.py", description=__doc__.splitlines()[0])
   parser.add_argument("--num_processes", type=int, default=2)
   parser.add_argument("--devices_per_process", type=int, default=1)
   parser.add_argument("--timeout_s", type=float, default=3600)
@@ -30,22 +32,23 @@ def main(argv: list[str]) -> int:
   options = parser.parse_args(argv)
   args = options.args[1:] if options.args[:1] == ["--"] else options.args
   if not args:
-    parser.error("give the jaxvae command after --, e.g. -- train --workdir=/tmp/run")
+    raise common.LaunchError("give the jaxvae command after --, e.g. -- train --workdir=/tmp/run")
   try:
     if options.dry_run:
       for process in distributed.local_processes(args, options.num_processes,
                                                  options.devices_per_process):
         print(process.shell())
-      return 0
-    distributed.launch_local(args, options.num_processes, options.devices_per_process,
-                             timeout_s=options.timeout_s, echo=True)
+      return []
+    return distributed.launch_local(args, options.num_processes, options.devices_per_process,
+                                    timeout_s=options.timeout_s, echo=True)
   except UserError as e:
-    print(f"launch/local.py: error: {e}", file=sys.stderr)
-    return 2
+    raise common.LaunchError(str(e)) from None
   except distributed.LocalJobError as e:
-    print(e, file=sys.stderr)
-    return 1
-  return 0
+    raise common.CommandFailed(str(e)) from None
+
+
+def main(argv: list[str]) -> int:
+  return common.main("launch/local.py", lambda: run(argv))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""A real 2-process job (2 forced CPU devices each, joined over localhost) trains to the parameters
-of a 1-process 4-device run of the same config."""
+"""A real 2-process job (2 forced CPU devices each, joined over localhost), started through the local
+launcher (launch/local.py), trains to the parameters of a 1-process 4-device run of the same config."""
 
 import os
+import sys
 
 import jax
 import numpy as np
@@ -14,6 +15,9 @@ from jaxvae.train import mesh as mesh_lib
 from jaxvae.train import state as state_lib
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, _ROOT)  # launch/ is a directory of scripts next to the package.
+
+from launch import local as local_launcher  # noqa: E402
 
 
 def _final_params(workdir, config):
@@ -23,7 +27,7 @@ def _final_params(workdir, config):
       model, (8, 8, 1), mesh_lib.replicated(mesh_lib.make_mesh())))
 
 
-def test_two_processes_of_two_devices_equal_one_process_of_four(tmp_path, smoke_config):
+def test_two_processes_of_two_devices_equal_one_process_of_four(tmp_path, smoke_config, capsys):
   overrides = {"num_steps": 10, "checkpoint_every": 10, "steps_per_call": 5}
   for key, value in overrides.items():
     smoke_config.train[key] = value
@@ -34,8 +38,10 @@ def test_two_processes_of_two_devices_equal_one_process_of_four(tmp_path, smoke_
           "--config=" + os.path.join(_ROOT, "jaxvae", "config.py") + ":smoke",
           f"--config.data.data_dir={smoke_config.data.data_dir}"]
   args += [f"--config.train.{key}={value}" for key, value in overrides.items()]
-  outputs = distributed.launch_local(args, num_processes=2, devices_per_process=2, timeout_s=180)
+  outputs = local_launcher.run(["--num_processes=2", "--devices_per_process=2", "--timeout_s=180",
+                                "--", *args])
   assert "step 10:" in outputs[0], outputs[0]
+  assert "--- process 1 (exit 0) ---" in capsys.readouterr().out  # The launcher shows each tail.
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                _final_params(str(tmp_path / "two"), smoke_config),
                _final_params(str(tmp_path / "one"), smoke_config))
@@ -53,13 +59,7 @@ def test_local_commands_and_partial_coordinator_flags():
 
 
 def test_local_launcher_dry_run_prints_one_command_per_process(capsys):
-  import importlib.util
-
-  spec = importlib.util.spec_from_file_location("launch_local", os.path.join(_ROOT, "launch",
-                                                                             "local.py"))
-  launcher = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(launcher)
-  assert launcher.main(["--dry-run", "--num_processes=3", "--", "train", "--workdir=w"]) == 0
+  assert local_launcher.main(["--dry-run", "--num_processes=3", "--", "train", "--workdir=w"]) == 0
   lines = capsys.readouterr().out.splitlines()
   assert len(lines) == 3 and all("-m jaxvae.cli train --workdir=w" in line for line in lines)
   assert lines[2].endswith("--num_processes=3 --process_id=2")
