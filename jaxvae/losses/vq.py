@@ -19,15 +19,35 @@ class Quantized(NamedTuple):
   codewords: jax.Array  # [..., D] e = codebook[codes], differentiable w.r.t. the codebook
 
 
-def nearest_codes(z_e: jax.Array, codebook: jax.Array) -> jax.Array:
-  """`argmin_n |z_e - codebook_n|^2`: `[..., D], [N, D] -> [...]` int32.
+def nearest_codes(z_e: jax.Array, codebook: jax.Array, chunk_size: int | None = None) -> jax.Array:
+  """`argmin_n |z_e - codebook_n|^2`: `[..., D], [N, D] -> [...]` int32 (ties: the lowest n).
 
-  Uses `|z|^2 - 2 z.e + |e|^2` at `precision='highest'`, so memory is `[..., N]`, not `[..., N, D]`.
+  Uses `|e|^2 - 2 z.e` (`|z|^2` does not change the argmin) at `precision='highest'`, so memory is
+  `[..., N]`, not `[..., N, D]`; with `chunk_size`, a running minimum over codebook chunks of that
+  many codes keeps it at `[..., chunk_size]` (N must be a multiple of `chunk_size`).
   """
-  cross = jnp.einsum("...d,nd->...n", z_e, codebook, precision=jax.lax.Precision.HIGHEST)
-  dist = (jnp.sum(jnp.square(z_e), axis=-1, keepdims=True) - 2.0 * cross
-          + jnp.sum(jnp.square(codebook), axis=-1))
-  return jnp.argmin(dist, axis=-1).astype(jnp.int32)
+  def distances(chunk):  # [..., C], up to the per-row constant |z|^2
+    cross = jnp.einsum("...d,nd->...n", z_e, chunk, precision=jax.lax.Precision.HIGHEST)
+    return jnp.sum(jnp.square(chunk), axis=-1) - 2.0 * cross
+
+  num_codes = codebook.shape[0]
+  if chunk_size is None or chunk_size >= num_codes:
+    return jnp.argmin(distances(codebook), axis=-1).astype(jnp.int32)
+  if num_codes % chunk_size:
+    raise ValueError(f"chunk_size={chunk_size} must divide the {num_codes} codes")
+
+  def scan_chunk(best, start):
+    best_dist, best_code = best
+    dist = distances(jax.lax.dynamic_slice_in_dim(codebook, start, chunk_size))
+    code = jnp.argmin(dist, axis=-1)
+    dist = jnp.take_along_axis(dist, code[..., None], axis=-1)[..., 0]
+    better = dist < best_dist  # strict: an earlier chunk wins ties
+    return (jnp.where(better, dist, best_dist),
+            jnp.where(better, code.astype(jnp.int32) + start, best_code)), None
+
+  init = (jnp.full(z_e.shape[:-1], jnp.inf, z_e.dtype), jnp.zeros(z_e.shape[:-1], jnp.int32))
+  starts = jnp.arange(0, num_codes, chunk_size, dtype=jnp.int32)
+  return jax.lax.scan(scan_chunk, init, starts)[0][1]
 
 
 def straight_through(z_e: jax.Array, e: jax.Array) -> jax.Array:
@@ -35,13 +55,14 @@ def straight_through(z_e: jax.Array, e: jax.Array) -> jax.Array:
   return z_e + jax.lax.stop_gradient(e - z_e)
 
 
-def vector_quantize(z_e: jax.Array, codebook: jax.Array) -> Quantized:
-  """Quantizes each vector of `z_e [..., D]` to its nearest code of `codebook [N, D]`.
+def vector_quantize(z_e: jax.Array, codebook: jax.Array, chunk_size: int | None = None) -> Quantized:
+  """Quantizes each vector of `z_e [..., D]` to its nearest code of `codebook [N, D]`
+  (`chunk_size`: see `nearest_codes`).
 
   Returns `Quantized(z_q, codes, codewords)`: feed `z_q` to the decoder, and `z_e, codewords` to
   `vq_vae_loss`.
   """
-  codes = nearest_codes(jax.lax.stop_gradient(z_e), jax.lax.stop_gradient(codebook))
+  codes = nearest_codes(jax.lax.stop_gradient(z_e), jax.lax.stop_gradient(codebook), chunk_size)
   codewords = jnp.take(codebook, codes, axis=0)
   return Quantized(straight_through(z_e, codewords), codes, codewords)
 

@@ -4,6 +4,10 @@ from typing import NamedTuple
 
 import jax
 
+# Collections a model may write in training (the trainer applies it with them mutable):
+PARAM_UPDATES = "param_updates"  # new values of parameters it updates itself, not by gradient
+METRICS = "metrics"  # scalars the trainer logs with its own metrics
+
 
 class LogWeights(NamedTuple):
   """The terms of `log w = log p(x | z) + log p(z) - log q(z | x)` for `z_kb ~ q(z | x_b)`.
@@ -17,6 +21,7 @@ class LogWeights(NamedTuple):
   log_prior: jax.Array  # log p(z_kb)
   log_posterior: jax.Array  # log q(z_kb | x_b)
   layer_kl: jax.Array | None = None  # [L, K, B] per-layer KL estimates of hierarchical models
+  penalty: jax.Array | None = None  # [B] terms the training loss adds, outside the bound (VQ-VAE)
 
   @property
   def values(self) -> jax.Array:
