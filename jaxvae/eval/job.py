@@ -7,11 +7,13 @@ when the run keeps one) and exits after the final step (`train.num_steps` of the
 The JSONL of results is the ledger, so a restarted job repeats nothing. Orbax writes each step to a
 temporary directory and renames it when complete, and only renamed (finalized) steps are listed, so
 a half-written checkpoint is never read. A step the trainer deletes (keep-last-N) before or during
-its restore is skipped with a note. With several processes, process 0 decides what to evaluate next
-and tells the others, so they never disagree about the file system.
+its restore is skipped with a note; a damaged one (it stays but cannot be restored) with a
+warning. With several processes, process 0 decides what to evaluate next and tells the others, so
+they never disagree about the file system.
 """
 
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -103,7 +105,7 @@ def follow(workdir: str, *, split: str | None = None,
     pending = [s for s in _finalized_steps(workdir) if s not in skipped and s not in done]
     step = ll.agree(pending[0] if pending else _NOTHING)
     if step == _NOTHING:
-      if final_step in done:
+      if final_step in done or final_step in skipped:
         return done
       wait("a new checkpoint")
       continue
@@ -129,12 +131,16 @@ def _evaluate_if_present(evaluator: ll.Evaluator, workdir: str, step: int, verbo
   try:
     ll.evaluate_step(evaluator, checkpoints, workdir, step, verbose)
     return True
-  except Exception:
-    if not ll.agree(int(_vanished(workdir, step))):
+  except Exception as e:
+    if ll.agree(int(_vanished(workdir, step))):
+      if verbose:
+        print(f"step {step}: skipped, its checkpoint was deleted (by the trainer's keep-last-N "
+              f"policy) before it could be read", flush=True)
+      return False
+    if not isinstance(e, checkpoint_lib.UnreadableCheckpoint):
       raise
-    if verbose:
-      print(f"step {step}: skipped, its checkpoint was deleted (by the trainer's keep-last-N "
-            f"policy) before it could be read", flush=True)
+    print(f"warning: step {step}: skipped, its checkpoint is damaged ({e.reason})",
+          file=sys.stderr, flush=True)
     return False
   finally:
     checkpoints.close()

@@ -12,9 +12,15 @@ batches an uninterrupted run would.
 
 Restores take a target of arrays or `ShapeDtypeStruct`s with shardings, and lay the arrays out as
 the target says, so a checkpoint saved on one mesh (say 8 devices) restores onto another (1 device).
+
+Damage (files truncated, deleted or emptied after the save, e.g. by a full disk or a copy cut short):
+a step that Orbax cannot restore raises `UnreadableCheckpoint`. The trainer's `restore_latest` then
+falls back to the newest step that restores, and sets each newer one aside as `<step>.damaged`
+(reported in one warning line, never deleted), so a later save of that step cannot collide with it.
 """
 
 import os
+import sys
 from typing import Any
 
 import jax
@@ -24,6 +30,17 @@ from jaxvae.errors import UserError
 
 _ITEMS = ("params", "opt_state", "meta", "ema_params")
 _META = ("step", "key", "skipped_updates", "consecutive_skips")
+
+
+class UnreadableCheckpoint(UserError):
+  """A checkpoint step that cannot be restored into the target: its files are damaged, or it was
+  written by a different model."""
+
+  def __init__(self, directory: str, step: int, reason: str):
+    self.step, self.reason = step, reason
+    super().__init__(f"checkpoint {directory}/{step} cannot be restored ({reason}): it is damaged, "
+                     f"or it does not fit this model (written by a different model config); use "
+                     f"a new --workdir or the config the run was started with")
 
 
 def _abstract(tree: Any) -> Any:
@@ -42,6 +59,7 @@ class Checkpoints:
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, keep_period=keep_every or None,
                                            create=not read_only,
+                                           cleanup_tmp_directories=not read_only,
                                            enable_async_checkpointing=not read_only)
     self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=_ITEMS)
 
@@ -77,6 +95,47 @@ class Checkpoints:
     self._manager.save(step, args=ocp.args.Composite(
         **{name: ocp.args.StandardSave(item) for name, item in items.items()}), force=True)
 
+  def restore_latest(self, target: Any) -> Any | None:
+    """The train state of the newest step that restores (see `restore`); None if there is none.
+
+    Newer steps that fail while an older one restores are damaged: each is moved aside to
+    `<step>.damaged` with one warning line. If no step restores, nothing is moved and the newest
+    step's `UnreadableCheckpoint` is raised (a different model, or every checkpoint damaged).
+    """
+    damaged = []
+    for step in reversed(self.all_steps()):
+      try:
+        state = self.restore(step, target)
+      except UnreadableCheckpoint as e:
+        damaged.append(e)
+        continue
+      for e in damaged:
+        self._set_aside(e, step)
+      if damaged:
+        self._manager.reload()
+      return state
+    if damaged:
+      raise damaged[0]
+    return None
+
+  def _set_aside(self, damaged: UnreadableCheckpoint, good_step: int) -> None:
+    """Renames the damaged step's directory to `<step>.damaged` (or `.damaged.2`, ...) on process 0,
+    then waits for every process."""
+    import jax
+    from jax.experimental import multihost_utils
+
+    if jax.process_index() == 0:
+      source = os.path.join(self.directory, str(damaged.step))
+      target, copy = source + ".damaged", 1
+      while os.path.exists(target):
+        copy += 1
+        target = f"{source}.damaged.{copy}"
+      os.rename(source, target)
+      print(f"warning: checkpoint step {damaged.step} is damaged ({damaged.reason}); moved it to "
+            f"{target} and resumed from step {good_step}", file=sys.stderr, flush=True)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"jaxvae set aside damaged step {damaged.step}")
+
   def restore(self, step: int, target: Any) -> Any:
     """The train state at `step`, shaped and sharded like `target` (arrays or `ShapeDtypeStruct`s)."""
     targets = dict(params=target.params, opt_state=target.opt_state,
@@ -102,10 +161,9 @@ class Checkpoints:
     args = {name: ocp.args.StandardRestore(_abstract(t)) for name, t in targets.items()}
     try:
       return self._manager.restore(step, args=ocp.args.Composite(**args))
-    except (ValueError, KeyError, TypeError) as e:
-      raise UserError(f"checkpoint {self.directory}/{step} does not fit this model "
-                      f"({str(e).splitlines()[0][:200]}); it was written by a different model "
-                      f"config: use a new --workdir or the config the run was started with") from None
+    except Exception as e:  # Orbax and TensorStore raise many types, some a bare Exception.
+      reason = (str(e).splitlines() or [type(e).__name__])[0].split(". See full")[0][:200]
+      raise UnreadableCheckpoint(self.directory, step, reason) from None
 
   def wait(self) -> None:
     """Blocks until pending asynchronous saves are on disk."""

@@ -186,12 +186,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   init = jax.jit(init_state, out_shardings=state_sharding)  # Built where it lives.
   checkpoints = checkpoint_lib.Checkpoints(workdir, max_to_keep=train.keep_checkpoints,
                                            keep_every=train.keep_every)
+  state = checkpoints.restore_latest(jax.eval_shape(init, key))  # Damaged steps set aside.
   start_step = checkpoints.latest_step() or 0
-  if start_step:
-    state = checkpoints.restore(start_step, jax.eval_shape(init, key))
-    print(f"Resuming from step {start_step} in {checkpoints.directory}", flush=True)
-  else:
+  if state is None:
     state = init(key)
+  else:
+    print(f"Resuming from step {start_step} in {checkpoints.directory}", flush=True)
 
   steps_fn = jax.jit(state_lib.make_train_step(model, optimizer, schedule, train,
                                                steps_per_call=True),
