@@ -13,7 +13,7 @@ DATA_SOURCES = ("embedded", "tfds", "npz", "folder", "toy")
 BINARIZATIONS = ("dynamic", "static", "none")
 SCALES = ("unit", "symmetric")
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic", "categorical256")
-MODEL_KINDS = ("vae", "hvae", "cvae", "toy")
+MODEL_KINDS = ("vae", "hvae", "cvae", "toy", "vqvae", "vq_prior")
 NETWORKS = ("mlp", "resnet")
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "swish")
 POSTERIORS = ("diag", "full_cov", "mixture", "planar_flow", "iaf")
@@ -64,6 +64,19 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.model.num_bits = 8  # discretized_logistic, categorical256: 2^num_bits pixel levels
   config.model.num_classes = 10  # cvae: label classes
   config.model.output_bias = 0.0  # initial decoder output bias (IWAE: logit of the mean pixel)
+  config.model.num_codes = 64  # vqvae: codebook size (model.latent_dim is the code size)
+  config.model.commitment_cost = 0.25  # vqvae: beta of the commitment term |z_e - sg(e)|^2
+  config.model.codebook_update = "ema"  # vqvae: ema (moving averages) | loss (codebook loss term)
+  config.model.codebook_decay = 0.99  # vqvae, ema: decay of the moving averages
+  config.model.codebook_epsilon = 1e-5  # vqvae, ema: Laplace smoothing of the code counts
+  config.model.codebook_init = "kmeans"  # vqvae, ema: random | sample | kmeans (first batch)
+  config.model.dead_code_steps = 100  # vqvae: a code unused for this many steps is dead
+  config.model.restart_dead_codes = True  # vqvae, ema: re-seed dead codes from encoder outputs
+  config.model.cosine_codes = False  # vqvae: L2-normalized codes and encoder outputs
+  config.model.first_stage_workdir = ""  # vq_prior: workdir of the trained vqvae (frozen)
+  config.model.code_prior_layers = 2  # vq_prior: layers of the causal transformer over codes
+  config.model.code_prior_width = 64  # vq_prior: its width
+  config.model.code_prior_heads = 4  # vq_prior: its attention heads
 
   config.train = ml_collections.ConfigDict()
   config.train.objective = "elbo"  # elbo | iwae
@@ -291,11 +304,43 @@ def _validate_model(values: dict) -> None:
   if (kind == "toy") != (values["train.objective"] == "exact_elbo"):
     raise UserError("train.objective='exact_elbo' (enumeration over z) is the toy model's "
                     "objective: use it exactly when model.kind='toy'")
+  if kind in ("vqvae", "vq_prior"):
+    _validate_vq(values)
   if (values["model.likelihood"] in ("discretized_logistic", "categorical256")
       and values["data.num_bits"] and values["data.num_bits"] != values["model.num_bits"]):
     raise UserError(f"data.num_bits={values['data.num_bits']} but model.num_bits="
                     f"{values['model.num_bits']}: the likelihood's pixel levels must be the data's; "
                     f"set both to the same value")
+
+
+def _validate_vq(values: dict) -> None:
+  """The VQ-VAE's and its code prior's keys."""
+  for key, choices in (("model.codebook_update", ("ema", "loss")),
+                       ("model.codebook_init", ("random", "sample", "kmeans"))):
+    if values[key] not in choices:
+      raise UserError(f"config key '{key}' is {values[key]!r}; choose one of {', '.join(choices)}")
+  for key in ("model.num_codes", "model.dead_code_steps", "model.codebook_epsilon",
+              "model.code_prior_layers", "model.code_prior_width", "model.code_prior_heads"):
+    if not values[key] > 0:
+      raise UserError(f"config key '{key}' must be positive, got {values[key]!r}")
+  if values["model.commitment_cost"] < 0 or not 0 < values["model.codebook_decay"] < 1:
+    raise UserError(f"config keys 'model.commitment_cost' (>= 0) and 'model.codebook_decay' (in "
+                    f"(0, 1)) are {values['model.commitment_cost']!r} and "
+                    f"{values['model.codebook_decay']!r}")
+  if values["model.code_prior_width"] % values["model.code_prior_heads"]:
+    raise UserError(f"model.code_prior_width={values['model.code_prior_width']} must be divisible "
+                    f"by model.code_prior_heads={values['model.code_prior_heads']}")
+  if values["model.codebook_update"] == "loss" and (
+      values["model.restart_dead_codes"] or values["model.codebook_init"] != "random"):
+    raise UserError("model.codebook_update='loss' trains the codebook by gradient; data "
+                    "initialization and dead-code restarts need 'ema': set "
+                    "model.codebook_init='random' and model.restart_dead_codes=False, or use 'ema'")
+  if values["train.accumulate_steps"] != 1:
+    raise UserError("the VQ-VAE's codebook statistics are those of the whole batch: use "
+                    "train.accumulate_steps=1 with model.kind 'vqvae' or 'vq_prior'")
+  if values["model.kind"] == "vq_prior" and not values["model.first_stage_workdir"]:
+    raise UserError("model.kind='vq_prior' learns a prior over the codes of a trained VQ-VAE: set "
+                    "model.first_stage_workdir to that run's --workdir")
 
 
 def save_config(config: ml_collections.ConfigDict, path: str) -> None:

@@ -12,13 +12,32 @@ def build_model(model: ml_collections.ConfigDict, data_shape: tuple[int, ...]):
 
   Raises `UserError` when the network cannot take data of this shape.
   """
-  if model.network == "resnet" and model.kind != "toy":
+  if (model.network == "resnet" and model.kind != "toy") or model.kind == "vqvae":
     scale = 2 ** len(model.channels)
     if len(data_shape) != 3 or data_shape[0] % scale or data_shape[1] % scale:
-      raise UserError(f"model.network='resnet' with {len(model.channels)} stages (model.channels="
+      network = "model.kind='vqvae'" if model.kind == "vqvae" else "model.network='resnet'"
+      raise UserError(f"{network} with {len(model.channels)} stages (model.channels="
                       f"{tuple(model.channels)}) needs [H, W, C] images with H and W divisible by "
                       f"{scale}; the data are {tuple(data_shape)}: use fewer stages or "
                       f"model.network='mlp'")
+  if model.kind == "vqvae":
+    from jaxvae.models.vqvae import VQVAE
+
+    return VQVAE(
+        data_shape=tuple(data_shape), num_codes=model.num_codes, code_dim=model.latent_dim,
+        channels=tuple(model.channels), blocks_per_stage=model.blocks_per_stage,
+        activation=model.activation, likelihood=model.likelihood,
+        likelihood_scale=model.likelihood_scale, num_mixtures=model.num_mixtures,
+        num_bits=model.num_bits, output_bias=model.output_bias,
+        commitment_cost=model.commitment_cost, codebook_update=model.codebook_update,
+        codebook_decay=model.codebook_decay, codebook_epsilon=model.codebook_epsilon,
+        codebook_init=model.codebook_init, dead_code_steps=model.dead_code_steps,
+        restart_dead_codes=model.restart_dead_codes, cosine_codes=model.cosine_codes)
+  if model.kind == "vq_prior":
+    from jaxvae.models.code_prior import VQPrior, load_first_stage
+
+    return VQPrior(load_first_stage(model.first_stage_workdir, data_shape),
+                   model.code_prior_width, model.code_prior_layers, model.code_prior_heads)
   if model.kind == "toy":
     from jaxvae.models.toy import ToyModel
 
