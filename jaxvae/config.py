@@ -6,6 +6,7 @@ Use as a config file: `jaxvae train --config=configs/digits_vae.py:smoke --confi
 """
 
 import ml_collections
+from etils import epath
 
 from jaxvae.errors import UserError
 
@@ -344,9 +345,8 @@ def _validate_vq(values: dict) -> None:
 
 
 def save_config(config: ml_collections.ConfigDict, path: str) -> None:
-  """Writes the resolved config as JSON (tuples become lists)."""
-  with open(path, "w") as f:
-    f.write(config.to_json(indent=2) + "\n")
+  """Writes the resolved config as JSON (tuples become lists); `path` may be local or gs://."""
+  epath.Path(path).write_text(config.to_json(indent=2) + "\n")
 
 
 def load_config(path: str) -> ml_collections.ConfigDict:
@@ -354,8 +354,7 @@ def load_config(path: str) -> ml_collections.ConfigDict:
   import json
 
   try:
-    with open(path) as f:
-      values = json.load(f)
+    values = json.loads(epath.Path(path).read_text())
   except (OSError, json.JSONDecodeError) as e:
     raise UserError(f"cannot read the run's config {path} ({e}); is this a jaxvae workdir?") from None
 

@@ -17,6 +17,8 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from etils import epath
+
 from jaxvae import config as config_lib
 from jaxvae.errors import UserError
 from jaxvae.eval import log_likelihood as ll
@@ -40,7 +42,7 @@ def _open_checkpoints(workdir: str, attempts: int = 5) -> checkpoint_lib.Checkpo
 
 def _finalized_steps(workdir: str) -> list[int]:
   """The steps Orbax lists as complete (never its temporary, half-written directories)."""
-  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+  if not epath.Path(workdir, "checkpoints").is_dir():
     return []
   checkpoints = _open_checkpoints(workdir)
   try:
@@ -89,7 +91,7 @@ def follow(workdir: str, *, split: str | None = None,
                       f"trainer running? Raise --timeout to wait longer")
     sleep(poll_seconds)
 
-  while not ll.agree(int(os.path.exists(config_path))):
+  while not ll.agree(int(epath.Path(config_path).exists())):
     wait("a config.json")
   try:
     config = config_lib.load_config(config_path)

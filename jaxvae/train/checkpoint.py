@@ -25,6 +25,7 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 from jaxvae.errors import UserError
 
@@ -56,7 +57,8 @@ class Checkpoints:
 
     `max_to_keep`: keep the last N steps (None: all); `keep_every`: also keep multiples of M.
     """
-    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    local = "://" not in workdir  # gs://BUCKET/PATH stays as it is.
+    self.directory = os.path.join(os.path.abspath(workdir) if local else workdir, "checkpoints")
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, keep_period=keep_every or None,
                                            create=not read_only,
                                            cleanup_tmp_directories=not read_only,
@@ -84,7 +86,7 @@ class Checkpoints:
 
   def has_ema(self, step: int) -> bool:
     """Whether the checkpoint of `step` holds an EMA of the parameters."""
-    return os.path.isdir(os.path.join(self.directory, str(step), "ema_params"))
+    return epath.Path(self.directory, str(step), "ema_params").is_dir()
 
   def save(self, step: int, state: Any) -> None:
     """Starts an asynchronous save of the train state as step `step` (every process calls it)."""

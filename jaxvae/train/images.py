@@ -15,6 +15,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils import epath
 from PIL import Image
 
 from jaxvae.errors import UserError
@@ -138,8 +139,10 @@ def save_image_grid(images: np.ndarray, path: str, columns: int | None = None,
   """Writes `images [N, H, W, C]` (values in [0, 1]) as one PNG grid; returns its pixels (see
   `grid_pixels`)."""
   pixels = grid_pixels(images, columns, scale)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
+  path = epath.Path(path)  # Local or gs://.
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with path.open("wb") as f:
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(f, format="PNG")
   return pixels
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import jax
 import ml_collections
 import numpy as np
+from etils import epath
 
 from jaxvae import config as config_lib
 from jaxvae import data as data_lib
@@ -42,14 +43,14 @@ def _differences(old: dict, new: dict, prefix: str = ""):
 
 def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Creates `workdir` or checks that its checkpoints come from a compatible config; saves config.json."""
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
+  path = epath.Path(workdir)  # Local or gs://.
+  if path.exists() and not path.is_dir():
     raise UserError(f"--workdir={workdir} is a file; give a directory (it is created if missing)")
   config_path = os.path.join(workdir, "config.json")
-  has_checkpoints = os.path.isdir(os.path.join(workdir, "checkpoints")) and any(
-      name.isdigit() for name in os.listdir(os.path.join(workdir, "checkpoints")))
-  if has_checkpoints and os.path.exists(config_path):
-    with open(config_path) as f:
-      old = json.load(f)
+  checkpoints = path / "checkpoints"
+  has_checkpoints = checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())
+  if has_checkpoints and epath.Path(config_path).exists():
+    old = json.loads(epath.Path(config_path).read_text())
     new = json.loads(config.to_json())
     for key, was, now in _differences(old, new):
       if not key.startswith(_RESUMABLE_CHANGES):
@@ -57,7 +58,7 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
                         f"{now!r}; use a new --workdir, or resume with the run's own config "
                         f"({config_path})")
   try:
-    os.makedirs(workdir, exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
       config_lib.save_config(config, config_path)
   except OSError as e:

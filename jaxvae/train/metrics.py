@@ -1,10 +1,13 @@
-"""Metric writers: one JSON line per record plus TensorBoard scalars, from process 0 only."""
+"""Metric writers: one JSON line per record plus TensorBoard scalars, from process 0 only.
+
+Paths may be local or gs:// (through etils.epath; gs:// needs `pip install jaxvae[gcs]`).
+"""
 
 import json
-import os
 
 import jax
 import numpy as np
+from etils import epath
 
 
 class MetricWriter:
@@ -22,9 +25,7 @@ class MetricWriter:
     record = {"step": int(step)}
     record.update({k: v.item() if isinstance(v, np.generic | np.ndarray) else v
                    for k, v in scalars.items()})
-    os.makedirs(os.path.dirname(self._jsonl_path), exist_ok=True)
-    with open(self._jsonl_path, "a") as f:
-      f.write(json.dumps(record) + "\n")
+    append_text(self._jsonl_path, json.dumps(record) + "\n")
     if self._tensorboard is None:
       from tensorboardX import SummaryWriter  # Imported on first write: it is slow to import.
 
@@ -42,8 +43,20 @@ class MetricWriter:
 def read_jsonl(path: str) -> list[dict]:
   """The records of a JSONL file, or [] if it does not exist. A last line without its newline is
   one being written (or cut off by a kill): it is ignored."""
-  if not os.path.exists(path):
+  path = epath.Path(path)
+  if not path.exists():
     return []
-  with open(path) as f:
-    lines = f.read().split("\n")
+  lines = path.read_text().split("\n")
   return [json.loads(line) for line in lines[:-1] if line.strip()]
+
+
+def append_text(path: str, text: str) -> None:
+  """Appends `text` to the file at `path`, creating it and its directory. Cloud Storage objects
+  cannot be appended to: a gs:// file is rewritten whole (metric files and ledgers are small)."""
+  path = epath.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  if str(path).startswith("gs://"):
+    path.write_text((path.read_text() if path.exists() else "") + text)
+    return
+  with path.open("a") as f:
+    f.write(text)
