@@ -19,15 +19,22 @@ import time
 
 from jaxvae.errors import UserError
 
-# Environment variables that Cloud TPU VMs set; with none of the flags given, their presence means
-# "initialize from the TPU metadata" (jax.distributed.initialize() with no arguments).
+# Environment variables that Cloud TPU hosts may set (GKE sets them, a TPU VM's shell need not);
+# with none of the flags given, their presence or the TPU chips themselves mean "initialize from
+# the TPU metadata" (jax.distributed.initialize() with no arguments).
 _CLOUD_TPU_ENV = ("TPU_WORKER_HOSTNAMES", "TPU_WORKER_ID", "TPU_ACCELERATOR_TYPE",
                   "CLOUD_TPU_TASK_ID")
 
 
 def on_cloud_tpu(environ=None) -> bool:
+  """Whether this host is a Cloud TPU VM: a TPU environment variable is set, or TPU chips are on
+  its PCI bus (found the way JAX itself finds them, by Google's PCI vendor and TPU device ids)."""
   environ = os.environ if environ is None else environ
-  return any(environ.get(name) for name in _CLOUD_TPU_ENV)
+  if any(environ.get(name) for name in _CLOUD_TPU_ENV):
+    return True
+  from jax._src import hardware_utils  # Private, but JAX's own test; it starts no backend.
+
+  return hardware_utils.num_available_tpu_chips_and_device_id()[0] > 0
 
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
