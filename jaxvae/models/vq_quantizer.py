@@ -82,8 +82,8 @@ class VectorQuantizer(nn.Module):
   - `update`: 'ema' (codebook = EMA of the assigned encoder outputs, `decay`, Laplace `epsilon`;
     the loss penalty is the commitment term) or 'loss' (a trained codebook; the penalty adds the
     codebook term `|sg(z_e) - e|^2`).
-  - `init` ('ema' only): 'random' (N(0, 1) codes), 'sample' (encoder outputs of the first training
-    batch) or 'kmeans' (`kmeans_iterations` Lloyd steps from such a sample).
+  - `codebook_init` ('ema' only): 'random' (N(0, 1) codes), 'sample' (encoder outputs of the
+    first training batch) or 'kmeans' (`kmeans_iterations` Lloyd steps from such a sample).
   - `dead_code_steps`: a code unused for this many training steps is dead; with `restart`
     ('ema' only), dead codes are re-seeded from the current batch's encoder outputs.
   - `cosine`: codes and encoder outputs are L2-normalized (distances are cosine distances).
@@ -96,7 +96,7 @@ class VectorQuantizer(nn.Module):
   update: str = "ema"
   decay: float = 0.99
   epsilon: float = 1e-5
-  init: str = "kmeans"
+  codebook_init: str = "kmeans"
   kmeans_iterations: int = 10
   dead_code_steps: int = 100
   restart: bool = True
@@ -126,13 +126,14 @@ class VectorQuantizer(nn.Module):
     the new codebook and statistics go to `param_updates` and usage metrics to `metrics`; `key`
     draws the restarts and the data initialization.
     """
+    z_e = jnp.asarray(z_e)
     if self.cosine:
       z_e = _normalize(z_e)
     codebook = jax.lax.stop_gradient(self.codebook)
     training = self.is_mutable_collection(UPDATES)
     z = jax.lax.stop_gradient(z_e).reshape(-1, self.code_dim)
     init_key, restart_key = jax.random.split(key)
-    if training and self.update == "ema" and self.init != "random":
+    if training and self.update == "ema" and self.codebook_init != "random":
       codebook = jax.lax.cond(self.initialized > 0, lambda: codebook,
                               lambda: self._data_init(z, init_key))
     if self.cosine:
@@ -153,7 +154,7 @@ class VectorQuantizer(nn.Module):
   def _data_init(self, z: jax.Array, key: jax.Array) -> jax.Array:
     """The first batch's codebook: a sample of its encoder outputs, refined by k-means."""
     codebook = sample_rows(key, z, self.num_codes)
-    return kmeans(z, codebook, self.kmeans_iterations) if self.init == "kmeans" else codebook
+    return kmeans(z, codebook, self.kmeans_iterations) if self.codebook_init == "kmeans" else codebook
 
   def _update_statistics(self, z, codes, codebook, key) -> None:
     counts = code_counts(codes, self.num_codes)
