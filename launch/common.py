@@ -83,6 +83,12 @@ class Runner:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
+def split_at_dashes(argv: list[str]) -> tuple[list[str], list[str]]:
+  """The launcher's own arguments and those after the first `--` (passed on to `jaxvae`)."""
+  cut = argv.index("--") if "--" in argv else len(argv)
+  return argv[:cut], argv[cut + 1:]
+
+
 def main(program: str, body: Callable[[], None]) -> int:
   """Runs `body`; a `LaunchError` prints `PROGRAM: error: MESSAGE` and gives 2, a failed
   command gives 1, success 0. Never a traceback for a mistake."""

@@ -28,9 +28,8 @@ def run(argv: list[str]) -> list[str]:
   parser.add_argument("--devices_per_process", type=int, default=1)
   parser.add_argument("--timeout_s", type=float, default=3600)
   parser.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true")
-  parser.add_argument("args", nargs=argparse.REMAINDER, help="-- then the jaxvae command and flags")
-  options = parser.parse_args(argv)
-  args = options.args[1:] if options.args[:1] == ["--"] else options.args
+  own, args = common.split_at_dashes(argv)
+  options = parser.parse_args(own)
   if not args:
     raise common.LaunchError("give the jaxvae command after --, e.g. -- train --workdir=/tmp/run")
   try:

@@ -61,7 +61,7 @@ def sbatch_script(nodes: int, gpus_per_node: int, per: str, train_args: list[str
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
   """The launcher's options and the arguments after `--` (more `jaxvae train` flags)."""
-  cut = argv.index("--") if "--" in argv else len(argv)
+  own, passthrough = common.split_at_dashes(argv)
   parser = argparse.ArgumentParser(prog="launch/slurm.py", description=__doc__.splitlines()[0])
   parser.add_argument("--nodes", type=int, required=True)
   parser.add_argument("--gpus_per_node", type=int, required=True)
@@ -79,7 +79,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
   parser.add_argument("--script", help="where to write the script (default: JOB_NAME.sbatch)")
   parser.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                       help="print the script and the sbatch command, write and run nothing")
-  return parser.parse_args(argv[:cut]), argv[cut + 1:]
+  return parser.parse_args(own), passthrough
 
 
 def run(argv: list[str]) -> None:

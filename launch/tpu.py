@@ -245,7 +245,7 @@ def _setting(runner: common.Runner, value: str | None, flag: str, env: str, key:
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
   """The launcher's options and the arguments after `--` (for `jaxvae train` / `jaxvae eval`)."""
-  cut = argv.index("--") if "--" in argv else len(argv)
+  own, passthrough = common.split_at_dashes(argv)
   parser = argparse.ArgumentParser(prog="launch/tpu.py", description=__doc__.splitlines()[0])
   parser.add_argument("command",
                       choices=("up", "create", "install", "train", "eval", "logs", "delete"))
@@ -271,7 +271,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
   parser.add_argument("--follow", action="store_true", help="logs: keep printing new lines")
   parser.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                       help="print the commands, run nothing")
-  return parser.parse_args(argv[:cut]), argv[cut + 1:]
+  return parser.parse_args(own), passthrough
 
 
 def run(argv: list[str]) -> None:
