@@ -3,7 +3,7 @@ that end a launcher with one line.
 
     runner = Runner(dry_run=True)
     runner.run(["gcloud", "compute", "tpus", "tpu-vm", "list"])   # prints the command only
-    sys.exit(main("launch/tpu.py", body, argv))                    # LaunchError -> one line, 2
+    sys.exit(main("launch/tpu.py", lambda: run(argv)))             # LaunchError -> one line, 2
 """
 
 import os
@@ -60,20 +60,19 @@ class Runner:
   A real run prints each command with a leading `+ ` before it runs (like `set -x`).
   """
 
-  def __init__(self, dry_run: bool, out=None):
+  def __init__(self, dry_run: bool):
     self.dry_run = dry_run
-    self._out = out or sys.stdout
 
   def note(self, text: str) -> None:
     """A comment line: in a dry run it says when the next commands run (`# if ...`)."""
-    print(f"# {text}", file=self._out, flush=True)
+    print(f"# {text}", flush=True)
 
-  def run(self, argv: Sequence[str], input_text: str | None = None) -> None:
+  def run(self, argv: Sequence[str]) -> None:
     """Runs `argv` to the end (a `CommandFailed` if it fails); a dry run only prints it."""
-    print(("" if self.dry_run else "+ ") + shell_join(argv), file=self._out, flush=True)
+    print(("" if self.dry_run else "+ ") + shell_join(argv), flush=True)
     if self.dry_run:
       return
-    if subprocess.run(list(argv), input=input_text, text=True, check=False).returncode:
+    if subprocess.run(list(argv), check=False).returncode:
       raise CommandFailed(f"`{shell_join(argv)}` failed; see its output above")
 
   def query(self, argv: Sequence[str]) -> str | None:
