@@ -1,4 +1,4 @@
-"""SLURM GPU clusters: writes an sbatch script for `jaxvae train` on N nodes x G GPUs and submits it.
+"""SLURM GPU clusters: an sbatch script for `jaxvae train` on N nodes x G GPUs, submitted.
 
     python launch/slurm.py --nodes=2 --gpus_per_node=8 --workdir=/shared/runs/vae \
         --config=configs/digits_vae.py [--per=gpu|node] [--partition=P] [--time=24:00:00] \
@@ -39,8 +39,8 @@ def sbatch_script(nodes: int, gpus_per_node: int, per: str, train_args: list[str
     raise LaunchError(f"--nodes={nodes} and --gpus_per_node={gpus_per_node} must be >= 1")
   tasks_per_node = gpus_per_node if per == "gpu" else 1
   options = {"job-name": job_name, "nodes": nodes, "ntasks-per-node": tasks_per_node,
-             "gpus-per-node": gpus_per_node, "output": f"{job_name}-%j.log", "signal": "TERM@120", "partition": partition,
-             "time": time_limit}
+             "gpus-per-node": gpus_per_node, "output": f"{job_name}-%j.log", "signal": "TERM@120",
+             "partition": partition, "time": time_limit}
   command = shlex.join([python, "-m", "jaxvae.cli", "train", *train_args])
   task = _TASK.format(command=command,
                       visible='export CUDA_VISIBLE_DEVICES="$SLURM_LOCALID"; ' if per == "gpu"

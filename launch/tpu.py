@@ -141,8 +141,9 @@ class Launcher:
     name = name or self.name
     what = "queued resource" if self.cloud.queued else "TPU VM"
     if self.runner.dry_run:
-      self.runner.note(f"if {what} {name} does not exist ({common.shell_join(self.cloud.describe(name))}"
-                       f" prints nothing); one in state {'/'.join(_GONE_STATES)} is deleted first")
+      describe = common.shell_join(self.cloud.describe(name))
+      self.runner.note(f"if {what} {name} does not exist ({describe} prints nothing); one in "
+                       f"state {'/'.join(_GONE_STATES)} is deleted first")
     else:
       state = self._state(name)
       if state and state not in _GONE_STATES:
@@ -159,7 +160,8 @@ class Launcher:
     if not self.cloud.queued:
       return
     if self.runner.dry_run:
-      self.runner.note(f"then wait until {common.shell_join(self.cloud.describe(name))} prints ACTIVE")
+      describe = common.shell_join(self.cloud.describe(name))
+      self.runner.note(f"then wait until {describe} prints ACTIVE")
       return
     last = None
     while (state := self._state(name)) != "ACTIVE":

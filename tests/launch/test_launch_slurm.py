@@ -91,8 +91,8 @@ def test_the_script_gives_each_task_its_coordinator_rank_and_gpu(tmp_path, capsy
   per_node = gpus_per_node if per == "gpu" else 1
   assert len(tasks) == 2 * per_node
   for rank, task in enumerate(tasks):  # The fake srun starts ranks in order, node by node.
-    assert task["argv"] == ["-m", "jaxvae.cli", "train", "--workdir=/shared/run",
-                            "--config.seed=3", f"--coordinator_address=gpu-07:{10000 + 123456 % 50000}",
+    assert task["argv"] == ["-m", "jaxvae.cli", "train", "--workdir=/shared/run", "--config.seed=3",
+                            f"--coordinator_address=gpu-07:{10000 + 123456 % 50000}",
                             f"--num_processes={2 * per_node}", f"--process_id={rank}"]
     assert task["gpu"] == (str(rank % per_node) if per == "gpu" else None)
     assert task["setup"] == "yes"

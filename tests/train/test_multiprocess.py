@@ -1,5 +1,6 @@
-"""A real 2-process job (2 forced CPU devices each, joined over localhost), started through the local
-launcher (launch/local.py), trains to the parameters of a 1-process 4-device run of the same config."""
+"""A real 2-process job (2 forced CPU devices each, joined over localhost), started through the
+local launcher (launch/local.py), trains to the parameters of a 1-process 4-device run of the same
+config."""
 
 import os
 import sys
