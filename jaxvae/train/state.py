@@ -164,11 +164,12 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
       loss = -jnp.mean(model.apply({"params": params}, images, labels, method="exact_elbo"))
     else:
       loss = -jnp.mean(bound(log_weights.values))
-    if log_weights.penalty is not None:  # Training-only terms (the VQ-VAE's commitment loss).
-      loss += jnp.mean(log_weights.penalty)
-    metrics = {"loss": loss, "elbo": jnp.mean(losses.elbo(log_weights.values)),
-               "kl": jnp.mean(log_weights.kl),
+    metrics = {"elbo": jnp.mean(losses.elbo(log_weights.values)), "kl": jnp.mean(log_weights.kl),
                "log_likelihood": jnp.mean(log_weights.log_likelihood)}
+    if log_weights.penalty is not None:  # Training-only terms (the VQ-VAE's commitment loss).
+      metrics["penalty"] = jnp.mean(log_weights.penalty)
+      loss += metrics["penalty"]
+    metrics["loss"] = loss
     if log_weights.layer_kl is not None:
       for layer, kl in enumerate(jnp.mean(log_weights.layer_kl, axis=(1, 2))):
         metrics[f"kl_layer_{layer}"] = kl
