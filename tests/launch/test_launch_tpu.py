@@ -207,6 +207,9 @@ def test_the_worker_command_starts_the_job_once(tmp_path):
     (["create", "--dry-run", "--name=vae", "--tpu_type=v4-8", "--zone=us-central2-b"],
      "no Cloud project set; a dry run asks gcloud nothing: pass --project=... or set "
      "CLOUDSDK_CORE_PROJECT"),
+    (["create", "--dry-run", "--name=vae", "--tpu_type=v4-8", "--project=my-project"],
+     "no Cloud zone set; a dry run asks gcloud nothing: pass --zone=... or set "
+     "CLOUDSDK_COMPUTE_ZONE"),
     (["create", "--dry-run", "--name=Vae_1", "--tpu_type=v4-8", *PLACE],
      "--name=Vae_1 is not a TPU name"),
     (["eval", "--dry-run", "--name=vae", "--tpu_type=v4-8", *PLACE, "--workdir=gs://b/r",
