@@ -9,6 +9,7 @@ joined over localhost by `jax.distributed` with CPU collectives (gloo): the way 
 multi-host code, and the engine of `launch/local.py`.
 """
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -38,12 +39,14 @@ def on_cloud_tpu(environ=None) -> bool:
 
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None) -> bool:
+               process_id: int | None = None, heartbeat_timeout_s: int = 100) -> bool:
   """Joins this process to a multi-process JAX job; returns whether it did.
 
   All three arguments given: `jax.distributed.initialize` with them (GPU clusters, localhost).
   None given: on a Cloud TPU VM, `jax.distributed.initialize()` (it reads the TPU metadata);
   otherwise nothing (a plain single process). Must run before JAX touches any device.
+  `heartbeat_timeout_s`: a process silent this long counts as dead and the job stops (JAX's
+  coordination service then ends every process), so no process waits for a dead peer for ever.
   """
   given = [v is not None for v in (coordinator_address, num_processes, process_id)]
   if any(given) and not all(given):
@@ -58,12 +61,33 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     if ":" not in coordinator_address:
       raise UserError(f"--coordinator_address={coordinator_address!r} must be HOST:PORT")
     jax.distributed.initialize(coordinator_address, num_processes, process_id,
-                               initialization_timeout=120)
+                               initialization_timeout=120,
+                               heartbeat_timeout_seconds=heartbeat_timeout_s)
     return True
   if on_cloud_tpu():
-    jax.distributed.initialize()
+    jax.distributed.initialize(heartbeat_timeout_seconds=heartbeat_timeout_s)
     return True
   return False
+
+
+@contextlib.contextmanager
+def stop_when_a_peer_fails():
+  """In a job of several processes, a JAX runtime error (typically a collective whose peer died:
+  "Connection closed by peer") ends this process at once with one line `jaxvae: error: ...` and
+  exit code 1. Left alone, the process would print a traceback, then wait in JAX's shutdown
+  barrier for the dead peer until the heartbeat timeout, and abort."""
+  import jax
+
+  try:
+    yield
+  except jax.errors.JaxRuntimeError as e:
+    if jax.process_count() == 1:
+      raise
+    print(f"jaxvae: error: process {jax.process_index()} of {jax.process_count()} stopped: "
+          f"{str(e).splitlines()[0][:300]}; if another process of the job died (see its log), "
+          f"restart the whole job: it resumes from the last checkpoint", file=sys.stderr,
+          flush=True)
+    os._exit(1)  # Not sys.exit: the shutdown barrier would wait for the dead peer.
 
 
 def free_port() -> int:
@@ -90,13 +114,16 @@ class LocalProcess:
 def local_processes(args: list[str], num_processes: int, devices_per_process: int,
                     port: int | None = None, module: str = "jaxvae.cli") -> list[LocalProcess]:
   """The commands of an N-process job on localhost: `python -m MODULE ARGS` plus the
-  coordinator flags, each process with `devices_per_process` forced CPU devices. `module` is
-  the CLI by default; tests run their own workers that take the same coordinator flags."""
+  coordinator flags, each process with `devices_per_process` forced CPU devices and this checkout
+  first on PYTHONPATH. `module` is the CLI by default; tests run their own workers that take the
+  same coordinator flags."""
   if num_processes < 1 or devices_per_process < 1:
     raise UserError("--num_processes and --devices_per_process must be >= 1")
   port = port or free_port()
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   env = (("JAX_PLATFORMS", "cpu"),
-         ("XLA_FLAGS", f"--xla_force_host_platform_device_count={devices_per_process}"))
+         ("XLA_FLAGS", f"--xla_force_host_platform_device_count={devices_per_process}"),
+         ("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))))
   return [LocalProcess(argv=(sys.executable, "-m", module, *args,
                              f"--coordinator_address=localhost:{port}",
                              f"--num_processes={num_processes}", f"--process_id={rank}"),
@@ -119,8 +146,6 @@ def launch_local(args: list[str], num_processes: int, devices_per_process: int,
   """
   processes = local_processes(args, num_processes, devices_per_process, module=module)
   base = dict(os.environ if env is None else env)
-  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  base["PYTHONPATH"] = os.pathsep.join(filter(None, [root, base.get("PYTHONPATH", "")]))
   with tempfile.TemporaryDirectory() as logs:
     paths = [os.path.join(logs, f"process_{rank}.log") for rank in range(num_processes)]
     running = []
