@@ -48,6 +48,9 @@ def _define_flags(command: str, args: list[str]) -> flags.FlagValues:
                          flag_values=fv)
     flags.DEFINE_integer("process_id", None, "Multi-process jobs: this process's rank in "
                          "[0, num_processes).", flag_values=fv)
+    flags.DEFINE_integer("heartbeat_timeout", 100, "Multi-process jobs: seconds without a "
+                         "heartbeat after which a process counts as dead and the job stops.",
+                         lower_bound=1, flag_values=fv)
   elif command == "eval":
     flags.DEFINE_list("num_samples", None, "K importance samples, or several K reported from one "
                       "pass, e.g. 1,10,100,1000,5000 (default: eval.nested_num_samples and "
@@ -135,8 +138,10 @@ def run(argv: list[str]) -> None:
   if command == "train":
     from jaxvae.train import distributed, train_and_evaluate
 
-    distributed.initialize(fv.coordinator_address, fv.num_processes, fv.process_id)
-    train_and_evaluate(config, fv.workdir)
+    distributed.initialize(fv.coordinator_address, fv.num_processes, fv.process_id,
+                           fv.heartbeat_timeout)
+    with distributed.stop_when_a_peer_fails():
+      train_and_evaluate(config, fv.workdir)
   elif command == "eval":
     from jaxvae import config as config_lib
     from jaxvae.eval import evaluate
