@@ -30,6 +30,11 @@ def test_smoke_variant_trains_and_evaluates(path, tfds_dir, tmp_path, monkeypatc
   config.train.num_steps = 2
   config.train.log_every = 2
   config.train.checkpoint_every = 2
+  if config.model.kind == "vq_prior":  # first the smoke run of the VQ-VAE it names (runs/NAME)
+    first = _load(path.with_name(pathlib.Path(config.model.first_stage_workdir).name + ".py"))
+    first.data.data_dir, first.train.num_steps = config.data.data_dir, 2
+    loop.train_and_evaluate(first, str(tmp_path / "first"))
+    config.model.first_stage_workdir = str(tmp_path / "first")
   if config.data.source == "toy":  # [N, 1] data are not images: no PNG grids.
     monkeypatch.setattr(loop, "_image_writer", lambda *args: (lambda params, step: None))
   if config.data.source == "tfds":
