@@ -4,8 +4,8 @@
 
 Reads each workdir's `metrics.jsonl` (the trainer's log intervals) and `eval/log_likelihood.jsonl`
 (the evaluator's records), also while the run is in progress: a line still being written is
-ignored. One panel per quantity; each run has its own colour, each series of a run its own line
-style.
+ignored. One panel per quantity that some run has records of; each run has its own colour, each
+series of a run its own line style.
 """
 
 import math
@@ -26,6 +26,7 @@ TRAIN_PANELS = (
     ("learning rate", "", ("learning_rate",)),
     ("gradient norm", "", ("grad_norm",)),
     ("skipped updates (cumulative)", "", ("skipped_updates",)),
+    ("codebook perplexity (VQ-VAE)", "codes", ("perplexity",)),
 )
 # Evaluation panels: one series per (split, K).
 EVAL_PANELS = (
@@ -85,29 +86,25 @@ def plot_runs(workdirs: list[str], out: str) -> dict[str, dict[str, dict[str, tu
   if not workdirs:
     raise UserError("jaxvae plot needs at least one --workdir=DIR")
   runs = {workdir: read_run(workdir) for workdir in workdirs}
-  titles = [p[0] for p in TRAIN_PANELS] + [p[0] for p in EVAL_PANELS]
+  titles = [p[0] for p in TRAIN_PANELS + EVAL_PANELS
+            if any(panels[p[0]] for panels in runs.values())]
   units = {p[0]: p[1] for p in TRAIN_PANELS + EVAL_PANELS}
-  columns = 4
+  columns = min(4, len(titles))
   rows = math.ceil(len(titles) / columns)
   figure = Figure(figsize=(4.2 * columns, 3.2 * rows), layout="constrained")
   axes = figure.subplots(rows, columns, squeeze=False).reshape(-1)
   styles = ("-", "--", ":", "-.")
   colours = [f"C{i % 10}" for i in range(len(workdirs))]
   for ax, title in zip(axes, titles):
-    drawn = 0
     for (workdir, panels), colour in zip(runs.items(), colours):
       for i, (label, (steps, values)) in enumerate(panels[title].items()):
         name = f"{os.path.basename(os.path.normpath(workdir))}: {label}" if len(runs) > 1 else label
         ax.plot(steps, values, styles[i % len(styles)], color=colour, label=name,
                 marker="." if len(steps) < 30 else None)
-        drawn += 1
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("step")
     ax.set_ylabel(units[title])
-    if drawn:
-      ax.legend(fontsize=7)
-    else:
-      ax.text(0.5, 0.5, "no records yet", ha="center", va="center", transform=ax.transAxes)
+    ax.legend(fontsize=7)
   for ax in axes[len(titles):]:
     ax.set_visible(False)
   figure.suptitle(" vs ".join(os.path.basename(os.path.normpath(w)) for w in workdirs))

@@ -72,3 +72,13 @@ def test_a_workdir_without_metrics_is_a_clear_error(tmp_path, capsys, make, mess
     main(["jaxvae", "plot", f"--workdir={workdir}", f"--out={tmp_path / 'x.png'}"])
   assert exit_info.value.code == 2 and message in capsys.readouterr().err
   assert not (tmp_path / "x.png").exists()
+
+
+def test_panels_without_records_are_left_out(tmp_path):
+  workdir = str(tmp_path / "run")
+  os.makedirs(workdir)
+  with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+    f.write(json.dumps({"step": 5, "loss": 1.0}) + "\n")
+  panels = plot_runs([workdir], str(tmp_path / "c.png"))[workdir]
+  assert [title for title, series in panels.items() if series] == ["training loss"]
+  assert Image.open(tmp_path / "c.png").size[0] < 500  # one panel wide

@@ -56,23 +56,33 @@ def _test_images(config, split: data_lib.Split, count: int) -> dict:
   return {k: batch[k] for k in ("image", "label")}
 
 
+def load_trained(workdir: str, step: int | None = None):
+  """`(config, model, params, split, step)` of checkpoint `step` (default: latest) of the run in
+  `workdir`: its saved config, the model, its parameters (the EMA when the run keeps one),
+  replicated over the devices, and the eval split."""
+  config = config_lib.load_config(os.path.join(workdir, "config.json"))
+  split = data_lib.load_split(config.data, config.data.eval_split)
+  model = build_model(config.model, split.image_shape)
+  checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
+  try:
+    step = checkpoints.resolve_step(step)
+    replicated = mesh_lib.replicated(mesh_lib.make_mesh())
+    params = checkpoints.restore_params(step, abstract_params(model, split.image_shape, replicated))
+  finally:
+    checkpoints.close()
+  return config, model, params, split, step
+
+
 def sample_to_png(workdir: str, num: int, out: str, seed: int = 0, step: int | None = None,
                   kind: str = "samples", temperature: float = 1.0, label: int | None = None,
                   images: tuple[int, ...] = (0, 1), steps: int = 10, radius: float = 3.0) -> str:
   """Writes the `kind` grid (see the module docstring) of checkpoint `step` (default: latest) of
   the run in `workdir` to the PNG `out`; returns `out`. The EMA parameters when the run keeps one."""
-  config = config_lib.load_config(os.path.join(workdir, "config.json"))
-  split = data_lib.load_split(config.data, config.data.eval_split)
+  config, model, params, split, step = load_trained(workdir, step)
   if len(split.image_shape) != 3:
     raise UserError(f"jaxvae sample draws images; the data of this run are vectors of shape "
                     f"{tuple(split.image_shape)} (data.source={config.data.source!r})")
-  model = build_model(config.model, split.image_shape)
   _check_request(kind, num, model, config, tuple(images), label, steps, radius, temperature)
-  checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
-  step = checkpoints.resolve_step(step)
-  replicated = mesh_lib.replicated(mesh_lib.make_mesh())
-  params = checkpoints.restore_params(step, abstract_params(model, split.image_shape, replicated))
-  checkpoints.close()
   conditional = config.model.kind == "cvae"
   labels_of = (lambda y: y) if conditional else (lambda y: None)
   columns = steps
@@ -98,7 +108,7 @@ def sample_to_png(workdir: str, num: int, out: str, seed: int = 0, step: int | N
       render = lambda p, x, y: images_lib.traversals(
           model, p, x[images[0]:images[0] + 1], steps, radius, dims,
           labels_of(y[images[0]:images[0] + 1]))
-  grid = jax.jit(render, out_shardings=replicated)(params, x, y)
+  grid = jax.jit(render, out_shardings=mesh_lib.replicated(mesh_lib.make_mesh()))(params, x, y)
   if jax.process_index() == 0:
     images_lib.save_image_grid(images_lib.to_unit(grid.addressable_data(0), config.data.scale),
                                out, columns)
