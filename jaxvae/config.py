@@ -345,8 +345,11 @@ def _validate_vq(values: dict) -> None:
 
 
 def save_config(config: ml_collections.ConfigDict, path: str) -> None:
-  """Writes the resolved config as JSON (tuples become lists); `path` may be local or gs://."""
-  epath.Path(path).write_text(config.to_json(indent=2) + "\n")
+  """Writes the resolved config as JSON (tuples become lists); `path` may be local or gs://.
+  Written to a temporary file and renamed, so a killed process never leaves a half-written one."""
+  temporary = epath.Path(path + ".tmp")
+  temporary.write_text(config.to_json(indent=2) + "\n")
+  temporary.replace(path)
 
 
 def load_config(path: str) -> ml_collections.ConfigDict:

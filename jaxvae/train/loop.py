@@ -48,6 +48,9 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     raise UserError(f"--workdir={workdir} is a file; give a directory (it is created if missing)")
   config_path = os.path.join(workdir, "config.json")
   checkpoints = path / "checkpoints"
+  if checkpoints.exists() and not checkpoints.is_dir():
+    raise UserError(f"{checkpoints} is a file, where the run keeps its checkpoint directory; move "
+                    f"it away or use a new --workdir")
   has_checkpoints = checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())
   if has_checkpoints and epath.Path(config_path).exists():
     old = json.loads(epath.Path(config_path).read_text())

@@ -43,10 +43,13 @@ def bad_files(tmp_path_factory):
       "range.npz": {"train": np.full((4, 8, 8), 1.5, np.float32), "test": ok},
       "empty.npz": {"train": np.zeros((0, 8, 8), np.uint8), "test": ok},
       "five_d.npz": {"train": np.zeros((2, 2, 2, 2, 2), np.uint8), "test": ok},
+      "zero_bytes.npz": b"",
   }
   for name, arrays in files.items():
     if arrays is None:
       (d / name).write_bytes(b"this is not an npz file")
+    elif isinstance(arrays, bytes):
+      (d / name).write_bytes(arrays)
     else:
       np.savez(d / name, **arrays)
   (d / "folder" / "train").mkdir(parents=True)
@@ -76,6 +79,16 @@ CONFIG_CASES = [
     (["--config.data.dequantize=True"], "binarized data are {0, 1}"),
     (["--config.data.num_bits=9"], "'data.num_bits' must be 0 (keep) or 1..8"),
     (["--config.data.crop=-1"], "'data.crop' must be >= 0"),
+    (["--config.model.kind=hvae", "--config.model.latent_dims=(8,)"],
+     "needs at least two stochastic layers"),
+    (["--config.model.prior=vamp", "--config.model.posterior=iaf"],
+     "use model.posterior diag, full_cov or mixture with it"),
+    (["--config.model.kind=toy"], "set data.source='toy'"),
+    (["--config.train.objective=exact_elbo"], "use it exactly when model.kind='toy'"),
+    (["--config.model.likelihood=discretized_logistic", "--config.data.binarize=none",
+      "--config.data.num_bits=5", "--config.model.num_bits=8"],
+     "the likelihood's pixel levels must be the data's"),
+    (["--config.train.max_consecutive_skips=-1"], "'train.max_consecutive_skips' must be >= 0"),
     (["--config.train.num_devices=16"], "only 8 devices exist"),
     (["--config=configs/nope.py"], "config file 'configs/nope.py' not found"),
     (["--config=configs/digits_vae.py:huge"], "unknown config variant 'huge'"),
@@ -111,6 +124,7 @@ DATA_CASES = [
     ("npz", "range.npz", "outside [0, 1] (or NaN)"),
     ("npz", "empty.npz", "expected a non-empty"),
     ("npz", "five_d.npz", "expected a non-empty"),
+    ("npz", "zero_bytes.npz", "is not a readable .npz file"),
     ("folder", "folder", "cannot read image"),
     ("folder", "/nonexistent_dir", "has no folder 'train'"),
 ]
@@ -165,19 +179,24 @@ def test_checkpoint_of_another_architecture_without_its_config(trained, tmp_path
 
 
 @pytest.mark.parametrize("make, message", [
-    ("file", "is a file"),
+    ("file", "is a file; give a directory"),
+    ("checkpoints_file", "is a file, where the run keeps its checkpoint directory"),
     ("unwritable", "cannot write to --workdir"),
+    ("read_only", "cannot write to --workdir"),
 ])
 def test_bad_workdirs(make, message, tmp_path, capsys, tfds_dir):
+  workdir = {"file": tmp_path / "a_file", "checkpoints_file": tmp_path / "run",
+             "unwritable": "/proc/jaxvae_cannot_be_here",  # not creatable, even by root
+             "read_only": "/proc"}[make]  # an existing directory no one can write to
   if make == "file":
-    workdir = tmp_path / "a_file"
     workdir.write_text("keep")
-  else:
-    workdir = "/proc/jaxvae_cannot_be_here"  # not creatable, even by root
+  elif make == "checkpoints_file":
+    workdir.mkdir()
+    (workdir / "checkpoints").write_text("keep")
+  before = _snapshot(tmp_path)
   _expect_error(capsys, ["train", SMOKE, f"--workdir={workdir}",
                          f"--config.data.data_dir={tfds_dir}"], message)
-  if make == "file":
-    assert workdir.read_text() == "keep"
+  assert _snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("args, message", [
@@ -189,6 +208,11 @@ def test_bad_workdirs(make, message, tmp_path, capsys, tfds_dir):
     (["eval", "WORKDIR", "--split=nope"], "split 'nope'"),
     (["sample", "WORKDIR", "--num=0"], "--num must be positive"),
     (["sample", "WORKDIR", "--nmu=3"], "Unknown command line flag 'nmu'"),
+    (["train", SMOKE, "WORKDIR", "--coordinator_address=localhost:1234"], "go together"),
+    (["train", SMOKE, "WORKDIR", "--coordinator_address=localhost:1234", "--num_processes=2",
+      "--process_id=2"], "--process_id=2 must be in [0, --num_processes=2)"),
+    (["train", SMOKE, "WORKDIR", "--heartbeat_timeout=0"], "heartbeat_timeout"),
+    (["eval", "WORKDIR", "--follow", "--timeout=-1"], "--timeout must be positive"),
 ])
 def test_bad_cli_flags(args, message, trained, capsys):
   args = [f"--workdir={trained}" if a == "WORKDIR" else a for a in args]
