@@ -276,4 +276,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+  sys.path.insert(0, ROOT)  # This checkout's jaxvae, as the trainer's PYTHONPATH says.
   sys.exit(main())
