@@ -17,7 +17,8 @@ import shutil
 import time
 
 DOCS = os.path.dirname(os.path.abspath(__file__))
-TUTORIALS = ("latent_variables", "elbo_iwae", "gradient_variance", "posteriors", "scaling")
+TUTORIALS = ("latent_variables", "elbo_iwae", "gradient_variance", "posteriors", "vqvae",
+             "scaling")
 
 
 def build_tutorial(name: str, out_dir: str, tiny: bool = False) -> dict:

@@ -56,6 +56,15 @@ def test_posteriors(tmp_path, tfds_dir, monkeypatch):
     assert f"{family['log_px']:.2f}" in text
 
 
+def test_vqvae(tmp_path, tfds_dir, monkeypatch):
+  monkeypatch.setenv("TFDS_DATA_DIR", tfds_dir)
+  n = build.build_tutorial("vqvae", str(tmp_path), tiny=True)
+  text = _page(tmp_path, "vqvae")
+  assert 0 < n["codes_used"] <= n["num_codes"] and 1 <= n["perplexity"] <= n["codes_used"]
+  assert math.isclose(n["uniform_log_prior"], -16 * math.log(64))
+  assert f"{n['learned_bound']:.2f}" in text
+
+
 def test_scaling(tmp_path, tfds_dir, monkeypatch):
   monkeypatch.setenv("TFDS_DATA_DIR", tfds_dir)
   n = build.build_tutorial("scaling", str(tmp_path), tiny=True)
