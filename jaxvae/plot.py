@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from jaxvae.errors import UserError
 from jaxvae.train.metrics import read_jsonl
@@ -95,19 +96,27 @@ def plot_runs(workdirs: list[str], out: str) -> dict[str, dict[str, dict[str, tu
   axes = figure.subplots(rows, columns, squeeze=False).reshape(-1)
   styles = ("-", "--", ":", "-.")
   colours = [f"C{i % 10}" for i in range(len(workdirs))]
+  names = [os.path.basename(os.path.normpath(w)) for w in workdirs]
   for ax, title in zip(axes, titles):
-    for (workdir, panels), colour in zip(runs.items(), colours):
-      for i, (label, (steps, values)) in enumerate(panels[title].items()):
-        name = f"{os.path.basename(os.path.normpath(workdir))}: {label}" if len(runs) > 1 else label
-        ax.plot(steps, values, styles[i % len(styles)], color=colour, label=name,
+    labels = list(dict.fromkeys(label for panels in runs.values() for label in panels[title]))
+    for panels, colour in zip(runs.values(), colours):
+      for label, (steps, values) in panels[title].items():
+        ax.plot(steps, values, styles[labels.index(label) % len(styles)], color=colour,
                 marker="." if len(steps) < 30 else None)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("step")
     ax.set_ylabel(units[title])
-    ax.legend(fontsize=7)
+    if len(labels) > 1:  # Line styles name the series; colours name the runs (figure legend).
+      colour = "k" if len(runs) > 1 else colours[0]
+      ax.legend([Line2D([], [], color=colour, linestyle=styles[i % len(styles)])
+                 for i in range(len(labels))], labels, fontsize=7)
   for ax in axes[len(titles):]:
     ax.set_visible(False)
-  figure.suptitle(" vs ".join(os.path.basename(os.path.normpath(w)) for w in workdirs))
+  if len(runs) > 1:
+    figure.legend([Line2D([], [], color=c) for c in colours], names, loc="outside upper center",
+                  ncols=min(len(names), 6))
+  else:
+    figure.suptitle(names[0])
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   figure.savefig(out, dpi=90)
   print(f"Wrote the curves of {', '.join(workdirs)} to {out}")
