@@ -6,6 +6,7 @@ all. Figures are ratios against a baseline measured in the same invocation (this
 and noisy); absolute times are reported only from a GPU.
 """
 
+import argparse
 import datetime
 import json
 import os
@@ -21,6 +22,22 @@ import jax.numpy as jnp
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 RESULTS_JSON = ROOT / "benchmarks" / "results.json"
+
+
+def configure_host(forced_devices: int) -> None:
+  """Call before JAX's first computation. On a host without a GPU: `forced_devices` CPU devices
+  (the scaling benchmark's mesh), and the process pinned to one core with one XLA thread: the
+  cores are shared with other jobs, and multi-threaded steps that spin-wait for busy cores would
+  measure the contention, not the code. A GPU host is left as it is."""
+  if os.path.exists("/dev/nvidiactl") or os.environ.get("JAX_PLATFORMS", "cpu") != "cpu":
+    return
+  if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+  flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+           if not f.startswith("--xla_force_host_platform_device_count")]
+  os.environ["XLA_FLAGS"] = " ".join(flags + [
+      f"--xla_force_host_platform_device_count={forced_devices}",
+      "--xla_cpu_multi_thread_eigen=false"])
 
 
 def repeat_timing(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict:
@@ -70,16 +87,30 @@ def machine() -> dict:
   }
 
 
-def write_section(name: str, markdown: str, record: dict) -> None:
+def write_section(name: str, markdown: str, record: dict, markdown_path: pathlib.Path = BENCHMARKS_MD,
+                  json_path: pathlib.Path = RESULTS_JSON) -> None:
   """Replaces section `name` of BENCHMARKS.md (between its markers) and its record in results.json."""
   begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
-  text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
+  text = markdown_path.read_text() if markdown_path.exists() else "# Benchmarks\n"
   block = f"{begin}\n{markdown.strip()}\n{end}"
   if begin in text and end in text:
     text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
   else:
     text = text.rstrip() + "\n\n" + block + "\n"
-  BENCHMARKS_MD.write_text(text)
-  results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+  markdown_path.write_text(text)
+  results = json.loads(json_path.read_text()) if json_path.exists() else {}
   results[name] = record
-  RESULTS_JSON.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+  json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
+def main(name: str, run: Callable[[bool], tuple[str, dict]], forced_devices: int = 1) -> None:
+  """The command line of one benchmark module: `python -m benchmarks.MODULE [--quick] [--no-write]`."""
+  parser = argparse.ArgumentParser(description=f"Runs the '{name}' section of BENCHMARKS.md.")
+  parser.add_argument("--quick", action="store_true", help="Small sizes, to check the harness.")
+  parser.add_argument("--no-write", action="store_true", help="Print only; leave BENCHMARKS.md.")
+  args = parser.parse_args()
+  configure_host(forced_devices)
+  markdown, record = run(args.quick)
+  if not args.no_write:
+    write_section(name, markdown, {"machine": machine(), **record})
+  print(markdown)

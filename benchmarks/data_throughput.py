@@ -7,7 +7,6 @@ threads, transfer to the device mesh), and examples/sec the jitted train step co
 already on the device. The pipeline must deliver several times what the step consumes.
 """
 
-import argparse
 import itertools
 import tempfile
 
@@ -95,14 +94,5 @@ def run(quick: bool) -> tuple[str, dict]:
   return markdown, record
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__)
-  parser.add_argument("--quick", action="store_true")
-  args = parser.parse_args()
-  markdown, record = run(args.quick)
-  common.write_section("input_pipeline", markdown, {"machine": common.machine(), **record})
-  print(markdown)
-
-
 if __name__ == "__main__":
-  main()
+  common.main("input_pipeline", run)

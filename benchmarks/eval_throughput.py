@@ -11,7 +11,6 @@ compiled memory analysis (temporaries + outputs + arguments) of the estimator at
 unchunked baseline (chunk = K) that holds every log weight and activation at once.
 """
 
-import argparse
 import math
 
 import jax
@@ -116,14 +115,5 @@ def run(quick: bool = False) -> tuple[str, dict]:
   return "\n".join(lines), record
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__)
-  parser.add_argument("--quick", action="store_true", help="Small sizes, to check the harness.")
-  args = parser.parse_args()
-  markdown, record = run(args.quick)
-  print(markdown)
-  common.write_section(NAME, markdown, record)
-
-
 if __name__ == "__main__":
-  main()
+  common.main(NAME, run)

@@ -1,15 +1,17 @@
 """Runs every benchmark and writes BENCHMARKS.md (tables) and benchmarks/results.json (records).
 
-    .venv/bin/python -m benchmarks.run [--quick] [--only NAME,NAME]
+    .venv/bin/python -m benchmarks.run [--quick] [--only NAME,NAME] [--out DIR]
 
-On a CPU host, JAX is given 8 forced devices so that the scaling benchmark runs the sharded path;
-the other benchmarks use one device. On a GPU host the same suite records absolute times.
+On a CPU host, JAX is given 8 forced devices so that the scaling benchmark runs the sharded path,
+and the process is pinned to one core (`common.configure_host`); the other benchmarks use one
+device. On a GPU host the same suite records absolute times on the GPU.
 """
 
 import argparse
 import importlib
-import os
-import sys
+import pathlib
+
+from benchmarks import common
 
 # name -> module; each module has run(quick) -> (markdown, record).
 BENCHMARKS = {
@@ -21,36 +23,43 @@ BENCHMARKS = {
 }
 
 
-def main():
+def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__)
   parser.add_argument("--quick", action="store_true", help="Small sizes, to check the harness.")
   parser.add_argument("--only", default="", help="Comma-separated benchmark names.")
-  args = parser.parse_args()
-  if "jax" not in sys.modules:
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               " --xla_force_host_platform_device_count=8").strip()
-  from benchmarks import common
-
+  parser.add_argument("--out", type=pathlib.Path, default=None,
+                      help="Write BENCHMARKS.md and results.json here instead of the repository.")
+  args = parser.parse_args(argv)
   names = [n for n in args.only.split(",") if n] or list(BENCHMARKS)
   unknown = sorted(set(names) - set(BENCHMARKS))
   if unknown:
     parser.error(f"unknown benchmarks {unknown}; choose from {', '.join(BENCHMARKS)}")
+  paths = {}
+  if args.out:
+    args.out.mkdir(parents=True, exist_ok=True)
+    paths = {"markdown_path": args.out / "BENCHMARKS.md", "json_path": args.out / "results.json"}
+  common.configure_host(forced_devices=8)
   info = common.machine()
-  command = "python -m benchmarks.run" + (" --quick" if args.quick else "")
+  command = " ".join(["python -m benchmarks.run", *(["--quick"] if args.quick else []),
+                      *([f"--only {args.only}"] if args.only else [])])
+  where = (f"{info['devices']} ({info['platform']})" if info["platform"] == "gpu" else
+           f"{info['cpu']}, pinned to one of its {info['cores']} cores (shared with other work)")
   header = "\n".join([
       "## How these were measured",
       "",
-      f"`{command}` on {info['date']}: {info['cpu']} ({info['cores']} cores), "
-      f"{info['devices']} ({info['platform']}), Python {info['python']}, jax {info['jax']}, "
-      f"flax {info['flax']}, optax {info['optax']}.",
+      f"Every table below comes from one invocation, `{command}`, started on {info['date']}: "
+      f"{where}; Python {info['python']}, jax {info['jax']}, flax {info['flax']}, "
+      f"optax {info['optax']}. The same command rewrites this file and `benchmarks/results.json`.",
       "",
-      "Every figure is a ratio against a baseline measured in the same invocation on the same data; "
-      "the machine is shared and noisy, so absolute times are reported only from a GPU.",
+      "Every speed figure is a ratio against a baseline measured in the same invocation on the same "
+      "data, with the median and spread over repeats; the machine is shared and noisy, so absolute "
+      "times count only from a GPU.",
   ])
-  common.write_section("header", header, {"machine": info, "command": command})
+  if not args.only:  # The header describes a full run; a partial one leaves it as it was.
+    common.write_section("header", header, {"machine": info, "command": command}, **paths)
   for name in names:
     markdown, record = importlib.import_module(BENCHMARKS[name]).run(args.quick)
-    common.write_section(name, markdown, record)
+    common.write_section(name, markdown, record, **paths)
     print(markdown, flush=True)
 
 

@@ -71,3 +71,7 @@ def run(quick: bool) -> tuple[str, dict]:
       *rows,
   ])
   return markdown, record
+
+
+if __name__ == "__main__":
+  common.main("scaling", run, forced_devices=8)

@@ -5,7 +5,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import jax
 import ml_collections
@@ -69,29 +69,48 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
                     f"directory") from None
 
 
-def chunk_sizes(start_step: int, train: ml_collections.ConfigDict) -> Iterator[int]:
-  """Steps per device call from `start_step` on: at most `train.steps_per_call`, and a chunk never
-  crosses a multiple of `log_every` or `checkpoint_every`, nor `num_steps`, so the host acts there."""
+def chunk_sizes(start_step: int, train: ml_collections.ConfigDict,
+                steps_per_call: int) -> Iterator[int]:
+  """Steps per device call from `start_step` on: at most `steps_per_call`, and a chunk never crosses
+  a multiple of `log_every` or `checkpoint_every`, nor `num_steps`, so the host acts there. A run
+  resumed at any chunk boundary continues with the chunks of the uninterrupted run."""
   step = start_step
   while step < train.num_steps:
     boundary = min(train.num_steps, (step // train.log_every + 1) * train.log_every,
                    (step // train.checkpoint_every + 1) * train.checkpoint_every)
-    size = min(train.steps_per_call, boundary - step)
+    size = min(steps_per_call, boundary - step)
     yield size
     step += size
 
 
-def chunk_length(train: ml_collections.ConfigDict) -> int:
-  """The fixed length S of every chunk (`chunk_sizes` never exceeds it): one compilation."""
-  return min(train.steps_per_call, train.log_every, train.checkpoint_every, train.num_steps)
+def compile_steps(model, optimizer, schedule, train: ml_collections.ConfigDict,
+                  abstract_state: state_lib.TrainState, local_batch: dict,
+                  mesh: jax.sharding.Mesh) -> tuple[Callable, int]:
+  """The jitted, donated `state.train_steps` and the steps per call it is given.
+
+  One compilation per chunk length (`chunk_sizes`): usually one, and one more for a shorter last
+  chunk. On the CPU, a step that convolves runs one step per call with its loops unrolled
+  (`state.needs_unrolled_loops`).
+  """
+  unroll = state_lib.needs_unrolled_loops(
+      state_lib.make_train_step(model, optimizer, schedule, train, steps_per_call=True),
+      abstract_state,
+      jax.tree.map(lambda a: jax.ShapeDtypeStruct((1,) + a.shape, a.dtype), local_batch))
+  if unroll and train.steps_per_call > 1:
+    print("One step per device call: XLA:CPU runs convolutions inside loops 10-40x slower "
+          "(jax#12868)", flush=True)
+  steps_fn = state_lib.make_train_step(model, optimizer, schedule, train, steps_per_call=True,
+                                       unroll_loops=unroll)
+  state_sharding = mesh_lib.state_shardings(abstract_state, mesh)
+  steps_fn = jax.jit(steps_fn, in_shardings=(state_sharding, mesh_lib.stacked_batch_sharding(mesh)),
+                     out_shardings=(state_sharding, mesh_lib.replicated(mesh)), donate_argnums=0)
+  return steps_fn, 1 if unroll else train.steps_per_call
 
 
-def _chunks(batches: Iterator[dict], sizes: Iterator[int], length: int) -> Iterator[dict]:
-  """Stacks the next `n` local batches for each `n` of `sizes`, padded with zeros to `length`:
-  leaves `[length, b, ...]` (the step function trains on the first `n` only)."""
+def _chunks(batches: Iterator[dict], sizes: Iterator[int]) -> Iterator[dict]:
+  """Stacks the next `n` local batches for each `n` of `sizes`: leaves `[n, b, ...]`."""
   for size in sizes:
     group = [next(batches) for _ in range(size)]
-    group += [jax.tree.map(np.zeros_like, group[0])] * (length - size)
     yield jax.tree.map(lambda *leaves: np.stack(leaves), *group)
 
 
@@ -101,7 +120,7 @@ _LATEST = ("skipped_updates", "consecutive_skips", "param_norm")
 
 def summarize(metrics: list[dict]) -> dict:
   """The host-side summary of a log interval's metrics: per call, a dict of `[n]` arrays (one
-  value per step) and `[]` ones (one per call, e.g. `param_norm`).
+  value per step of the call) and `[]` ones (one per call, e.g. `param_norm`).
 
   Loss terms and norms are averaged over the steps whose update was applied (a skipped step's
   loss may be NaN); `skipped` is summed; counters take their latest value.
@@ -182,11 +201,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
 
   model = build_model(config.model, data.image_shape)
   optimizer, schedule = state_lib.make_optimizer(train)
-  replicated = mesh_lib.replicated(mesh)
   init_state = lambda key: state_lib.init_state(model, optimizer, data.image_shape, key,
                                                 ema=train.ema_decay > 0)
   key = jax.random.key(config.seed)
-  state_sharding = mesh_lib.state_shardings(jax.eval_shape(init_state, key), mesh)
+  abstract_state = jax.eval_shape(init_state, key)
+  state_sharding = mesh_lib.state_shardings(abstract_state, mesh)
   init = jax.jit(init_state, out_shardings=state_sharding)  # Built where it lives.
   checkpoints = checkpoint_lib.Checkpoints(workdir, max_to_keep=train.keep_checkpoints,
                                            keep_every=train.keep_every)
@@ -197,31 +216,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   else:
     print(f"Resuming from step {start_step} in {checkpoints.directory}", flush=True)
 
-  steps_fn = jax.jit(state_lib.make_train_step(model, optimizer, schedule, train,
-                                               steps_per_call=True),
-                     in_shardings=(state_sharding, mesh_lib.stacked_batch_sharding(mesh),
-                                   replicated),
-                     out_shardings=(state_sharding, replicated), donate_argnums=0)
+  batches = data_lib.train_batches(config, data)
+  steps_fn, steps_per_call = compile_steps(model, optimizer, schedule, train, abstract_state,
+                                           batches[0], mesh)
   show = _image_writer(model, config, mesh, workdir, eval_data)
   image_every = train.image_every or train.checkpoint_every
   writer = MetricWriter(os.path.join(workdir, "metrics.jsonl"),
                         os.path.join(workdir, "tensorboard", "train"))
-  local = data_lib.iterate_from(data_lib.train_batches(config, data), start_step,
-                                config.data.num_threads)
+  local = data_lib.iterate_from(batches, start_step, config.data.num_threads)
   chunks = data_lib.prefetch_to_device(
-      _chunks(local, chunk_sizes(start_step, train), chunk_length(train)),
+      _chunks(local, chunk_sizes(start_step, train, steps_per_call)),
       mesh_lib.stacked_batch_sharding(mesh))
   progress = Progress(start_step, train.num_steps, enabled=train.progress_bar)
   pending, last_log, step = [], (start_step, time.perf_counter()), start_step
   try:
     with _Preemption() as preemption:
-      for index, (size, chunk) in enumerate(zip(chunk_sizes(start_step, train), chunks)):
-        state, metrics = steps_fn(state, chunk, np.int32(size))
+      for index, (size, chunk) in enumerate(zip(chunk_sizes(start_step, train, steps_per_call),
+                                                chunks)):
+        state, metrics = steps_fn(state, chunk)
         step += size
-        pending.append((size, metrics))
+        pending.append(metrics)
         if step % train.log_every == 0 or step == train.num_steps:
-          summary = summarize([{key: m[:n] if m.ndim else m for key, m in metrics.items()}
-                               for n, metrics in jax.device_get(pending)])
+          summary = summarize(jax.device_get(pending))
           now = time.perf_counter()
           summary["step_time"] = (now - last_log[1]) / (step - last_log[0])
           summary["examples_per_sec"] = train.batch_size / summary["step_time"]

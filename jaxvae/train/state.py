@@ -12,11 +12,14 @@ One update (`train_step`), in order:
      VQ-VAE's EMA codebook; with accumulation, the last micro-batch's) are replaced; the model's
      `penalty` terms join the loss and its `metrics` collection the step's metrics;
   4. EMA of the parameters: `ema <- d * ema + (1 - d) * params` (Polyak & Juditsky, 1992).
-`train_steps` runs a chunk of steps in one device call with `jax.lax.scan`.
+`train_steps` runs a chunk of steps in one device call with `jax.lax.scan`. XLA:CPU runs
+convolutions inside loops and conditionals 10-40x slower than outside them (jax#12868), so on the
+CPU a step with convolutions unrolls its loops (`needs_unrolled_loops`).
 """
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -52,12 +55,15 @@ class StepOptions:
   ema_decay: float = 0.0
   skip_grad_norm: float = 0.0
   compute_dtype: str = "float32"
+  unroll_loops: bool = False  # unroll the scans over steps and micro-batches
 
   @classmethod
-  def from_config(cls, train: ml_collections.ConfigDict) -> "StepOptions":
+  def from_config(cls, train: ml_collections.ConfigDict,
+                  unroll_loops: bool = False) -> "StepOptions":
     return cls(objective=train.objective, num_samples=train.num_samples,
                accumulate_steps=train.accumulate_steps, ema_decay=train.ema_decay,
-               skip_grad_norm=train.skip_grad_norm, compute_dtype=train.compute_dtype)
+               skip_grad_norm=train.skip_grad_norm, compute_dtype=train.compute_dtype,
+               unroll_loops=unroll_loops)
 
 
 def make_schedule(train: ml_collections.ConfigDict) -> optax.Schedule:
@@ -191,7 +197,8 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
       return jax.tree.map(jnp.add, total, grads), aux
 
     zeros = jax.tree.map(jnp.zeros_like, state.params)
-    grads, (metrics, param_updates) = jax.lax.scan(accumulate, zeros, micro)
+    grads, (metrics, param_updates) = jax.lax.scan(accumulate, zeros, micro,
+                                                   unroll=options.unroll_loops)
     grads = jax.tree.map(lambda g: g / options.accumulate_steps, grads)
     metrics = jax.tree.map(jnp.mean, metrics)
     param_updates = jax.tree.map(lambda u: u[-1], param_updates)  # the last micro-batch's
@@ -224,35 +231,29 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
   return new_state, metrics
 
 
-def train_steps(state: TrainState, batches: dict, num_steps: jax.Array | None = None,
-                **step_args) -> tuple[TrainState, dict]:
-  """`train_step` on each of the first `num_steps` batches of a chunk, in one device call.
+def train_steps(state: TrainState, batches: dict, **step_args) -> tuple[TrainState, dict]:
+  """`train_step` on each batch of a chunk, in one device call.
 
-  `batches` leaves are `[S, B, ...]` and `num_steps` a traced `[]` int32 <= S (None: S): the chunk
-  length S is fixed, so one compilation serves every chunk (a shorter last chunk is padded; its
-  padding batches are never trained on). Metrics are `[S]` (zeros past `num_steps`), plus the
-  `[]` norm of the parameters after the chunk, `param_norm` (once per call: a pass over the
+  `batches` leaves are `[S, B, ...]`; one compilation per chunk length S. Metrics are `[S]`, plus
+  the `[]` norm of the parameters after the chunk, `param_norm` (once per call: a pass over the
   parameters per step would cost ~3% of a small MLP's step).
   """
-  length = jax.tree.leaves(batches)[0].shape[0]
-  num_steps = length if num_steps is None else num_steps
   step = functools.partial(train_step, **step_args)
-  metrics_shape = jax.eval_shape(step, state, jax.tree.map(lambda a: a[0], batches))[1]
-
-  def body(state, inputs):
-    index, batch = inputs
-    skip = lambda state, batch: (state, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype),
-                                                     metrics_shape))
-    return jax.lax.cond(index < num_steps, step, skip, state, batch)
-
-  state, metrics = jax.lax.scan(body, state, (jnp.arange(length), batches))
+  state, metrics = jax.lax.scan(step, state, batches, unroll=step_args["options"].unroll_loops)
   return state, {**metrics, "param_norm": optax.tree.norm(state.params)}
 
 
+def needs_unrolled_loops(step: Callable, *args) -> bool:
+  """Whether `step(*args)` (arrays or `jax.ShapeDtypeStruct`s) convolves on the CPU backend, where
+  XLA runs convolutions inside loops and conditionals 10-40x slower (jax#12868)."""
+  return (jax.default_backend() == "cpu" and
+          "conv_general_dilated" in str(jax.make_jaxpr(step)(*args)))
+
+
 def make_train_step(model, optimizer, schedule, train: ml_collections.ConfigDict,
-                    steps_per_call: bool = False):
+                    steps_per_call: bool = False, unroll_loops: bool = False):
   """`(state, batch) -> (state, metrics)` with everything else bound; with `steps_per_call`, the
-  chunked form `train_steps(state, batches [S, B, ...], num_steps)`."""
+  chunked form `train_steps(state, batches [S, B, ...])`."""
   return functools.partial(train_steps if steps_per_call else train_step, model=model,
                            optimizer=optimizer, schedule=schedule,
-                           options=StepOptions.from_config(train))
+                           options=StepOptions.from_config(train, unroll_loops))
