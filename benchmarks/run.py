@@ -20,6 +20,8 @@ BENCHMARKS = {
     "input_pipeline": "benchmarks.data_throughput",
     "scaling": "benchmarks.scaling",
     "model_quality": "benchmarks.model_quality",
+    "vq_quality": "benchmarks.vq_quality",
+    "vq_throughput": "benchmarks.vq_throughput",
 }
 
 

@@ -79,7 +79,7 @@ def run(quick: bool) -> tuple[str, dict]:
   num_steps, prior_steps = (20, 20) if quick else (2_000, 2_000)
   record = {"num_steps": num_steps, "prior_steps": prior_steps, "variants": {}}
   with tempfile.TemporaryDirectory() as root:
-    for i, (name, overrides) in enumerate(VARIANTS):
+    for i, (name, overrides) in enumerate(VARIANTS[::3] if quick else VARIANTS):
       start = time.perf_counter()
       workdir = os.path.join(root, str(i))
       result = train_and_evaluate(_config("digits_vqvae", num_steps, **overrides), workdir)
