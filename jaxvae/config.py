@@ -82,6 +82,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict()
   config.train.objective = "elbo"  # elbo | iwae
   config.train.num_samples = 1  # K samples of z per example in the objective
+  config.train.beta = 1.0  # elbo: KL weight (beta-VAE, Higgins et al., 2017); 1 = the ELBO
+  config.train.kl_warmup_steps = 0  # elbo: KL weight ramps linearly from 0 to beta; 0 = off
   config.train.batch_size = 100
   config.train.num_steps = 10_000
   config.train.learning_rate = 1e-3
@@ -266,6 +268,13 @@ def _validate_train(values: dict) -> None:
     raise UserError(f"config key 'train.image_temperature' must be >= 0, and other than 1 only "
                     f"for model.kind 'vae' or 'cvae' with model.prior='standard_normal' (it scales "
                     f"N(0, I) noise); got {values['train.image_temperature']}")
+  if values["train.beta"] < 0 or values["train.kl_warmup_steps"] < 0:
+    raise UserError(f"config keys 'train.beta' and 'train.kl_warmup_steps' must be >= 0, got "
+                    f"{values['train.beta']} and {values['train.kl_warmup_steps']}")
+  if ((values["train.beta"] != 1 or values["train.kl_warmup_steps"])
+      and values["train.objective"] != "elbo"):
+    raise UserError(f"train.beta and train.kl_warmup_steps weight the KL of the ELBO; with "
+                    f"train.objective='{values['train.objective']}' keep beta=1 and no warm-up")
   if values["train.batch_size"] % values["train.accumulate_steps"]:
     raise UserError(f"train.batch_size={values['train.batch_size']} must be divisible by "
                     f"train.accumulate_steps={values['train.accumulate_steps']}")

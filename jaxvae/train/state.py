@@ -55,6 +55,8 @@ class StepOptions:
   ema_decay: float = 0.0
   skip_grad_norm: float = 0.0
   compute_dtype: str = "float32"
+  beta: float = 1.0
+  kl_warmup_steps: int = 0
   unroll_loops: bool = False  # unroll the scans over steps and micro-batches
 
   @classmethod
@@ -63,7 +65,7 @@ class StepOptions:
     return cls(objective=train.objective, num_samples=train.num_samples,
                accumulate_steps=train.accumulate_steps, ema_decay=train.ema_decay,
                skip_grad_norm=train.skip_grad_norm, compute_dtype=train.compute_dtype,
-               unroll_loops=unroll_loops)
+               beta=train.beta, kl_warmup_steps=train.kl_warmup_steps, unroll_loops=unroll_loops)
 
 
 def make_schedule(train: ml_collections.ConfigDict) -> optax.Schedule:
@@ -148,16 +150,17 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
                options: StepOptions) -> tuple[TrainState, dict]:
   """One step on `batch = {'image': [B, ...], 'label': [B] (optional)}` (see the module docstring).
 
-  `options.objective` is 'elbo' (mean of K log weights), 'iwae' (the K-sample IWAE bound) or
-  'exact_elbo' (the model's `exact_elbo`, by enumeration over a discrete z). Random draws use
+  `options.objective` is 'elbo' (`E_q[log p(x|z)] - beta_t KL` over K samples, with
+  `beta_t = kl_warmup_beta(step, kl_warmup_steps, beta)`: the ELBO at beta 1 and no warm-up, a
+  beta-VAE otherwise), 'iwae' (the K-sample IWAE bound) or 'exact_elbo' (the model's
+  `exact_elbo`, by enumeration over a discrete z). Random draws use
   `fold_in(state.key, step)` split into `[K, B]` per-example keys, independent of the device count
   and of the accumulation. Returns the new state and scalar metrics.
   """
   images = batch["image"]
   keys = jax.random.split(jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step),
                           (options.num_samples, images.shape[0]))
-  # 'exact_elbo': the model's own ELBO by enumeration over a discrete z (the 1-D toy).
-  bound = {"elbo": losses.elbo, "iwae": losses.iwae_bound, "exact_elbo": None}[options.objective]
+  beta = losses.kl_warmup_beta(state.step, options.kl_warmup_steps, options.beta)
   compute_dtype = jnp.dtype(options.compute_dtype)
 
   def loss_fn(params, images, labels, keys):
@@ -166,10 +169,13 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
     log_weights, written = model.apply({"params": params}, images, keys, labels,
                                        method=model.log_weights, mutable=[PARAM_UPDATES, METRICS])
     log_weights = jax.tree.map(lambda a: a.astype(jnp.float32), log_weights)
-    if bound is None:
+    if options.objective == "elbo":
+      loss = -jnp.mean(losses.elbo_kl_form(log_weights.log_likelihood,
+                                           jnp.mean(log_weights.kl, axis=0), beta))
+    elif options.objective == "iwae":
+      loss = -jnp.mean(losses.iwae_bound(log_weights.values))
+    else:  # The model's own ELBO by enumeration over a discrete z (the 1-D toy).
       loss = -jnp.mean(model.apply({"params": params}, images, labels, method="exact_elbo"))
-    else:
-      loss = -jnp.mean(bound(log_weights.values))
     metrics = {"elbo": jnp.mean(losses.elbo(log_weights.values)), "kl": jnp.mean(log_weights.kl),
                "log_likelihood": jnp.mean(log_weights.log_likelihood)}
     if log_weights.penalty is not None:  # Training-only terms (the VQ-VAE's commitment loss).

@@ -126,6 +126,28 @@ def test_an_exploding_gradient_is_skipped(smoke_config):
   jax.tree.map(np.testing.assert_array_equal, new_state.params, state.params)
 
 
+@pytest.mark.parametrize("step, expected_beta", [(0, 0.0), (5, 2.0), (10, 4.0), (30, 4.0)])
+def test_beta_vae_loss_with_kl_warmup(smoke_config, step, expected_beta):
+  """beta-VAE with a linear KL warm-up: loss = -(mean log p(x|z) - beta_t mean KL) in float64."""
+  train = smoke_config.train
+  train.beta, train.kl_warmup_steps = 4.0, 10
+  validate(smoke_config)
+  state, step_fn = _setup(train)
+  state = state.replace(step=jnp.int32(step))
+  images = _images(0)
+  model = VAE(data_shape=_SHAPE, latent_dim=4, hidden_sizes=(16,))
+  keys = jax.random.split(jax.random.fold_in(jax.random.wrap_key_data(state.key), step), (1, 16))
+  terms = model.apply({"params": state.params}, images, keys, method=model.log_weights)
+  log_likelihood = np.asarray(terms.log_likelihood, np.float64)
+  kl = np.asarray(terms.log_posterior, np.float64) - np.asarray(terms.log_prior, np.float64)
+  expected = -(log_likelihood.mean() - expected_beta * kl.mean())
+  _, metrics = step_fn(state, {"image": images})
+  np.testing.assert_allclose(float(metrics["loss"]), expected, rtol=1e-5)
+  train.objective = "iwae"
+  with pytest.raises(UserError, match="keep beta=1"):
+    validate(smoke_config)
+
+
 @pytest.mark.parametrize("network", ["mlp", "resnet"])
 def test_several_steps_per_call_equal_one_step_per_call(smoke_config, network):
   train = smoke_config.train
@@ -159,6 +181,7 @@ def test_several_steps_per_call_equal_one_step_per_call(smoke_config, network):
     ("train.accumulate_steps", 3, "divisible by train.accumulate_steps"),
     ("train.steps_per_call", 0, "must be >= 1"),
     ("train.ema_decay", 1.0, "must be in"),
+    ("train.beta", -1.0, "must be >= 0"),
     ("train.clip_grad_norm", -1.0, "must be >= 0"),
     ("train.compute_dtype", "float16", "choose one of float32, bfloat16"),
 ])
