@@ -123,16 +123,15 @@ class Checkpoints:
   def _set_aside(self, damaged: UnreadableCheckpoint, good_step: int) -> None:
     """Renames the damaged step's directory to `<step>.damaged` (or `.damaged.2`, ...) on process 0,
     then waits for every process."""
-    import jax
     from jax.experimental import multihost_utils
 
     if jax.process_index() == 0:
-      source = os.path.join(self.directory, str(damaged.step))
-      target, copy = source + ".damaged", 1
-      while os.path.exists(target):
+      source = epath.Path(self.directory, str(damaged.step))
+      target, copy = epath.Path(f"{source}.damaged"), 1
+      while target.exists():
         copy += 1
-        target = f"{source}.damaged.{copy}"
-      os.rename(source, target)
+        target = epath.Path(f"{source}.damaged.{copy}")
+      source.rename(target)
       print(f"warning: checkpoint step {damaged.step} is damaged ({damaged.reason}); moved it to "
             f"{target} and resumed from step {good_step}", file=sys.stderr, flush=True)
     if jax.process_count() > 1:

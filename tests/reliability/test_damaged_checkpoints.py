@@ -119,7 +119,7 @@ def test_training_resumes_past_a_damaged_step_to_the_uninterrupted_parameters(
   assert "moved it to " + os.path.join(workdir, "checkpoints", "20.damaged.2") in (
       capsys.readouterr().err)
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == [
-      "10", "15", "20", "20.damaged", "20.damaged.2", "5"]
+      "10", "15", "20.damaged", "20.damaged.2", "5"]
 
 
 def test_when_no_step_restores_nothing_is_moved_and_the_error_says_so(run_dir, tmp_path,
