@@ -13,8 +13,8 @@ batches an uninterrupted run would.
 Restores take a target of arrays or `ShapeDtypeStruct`s with shardings, and lay the arrays out as
 the target says, so a checkpoint saved on one mesh (say 8 devices) restores onto another (1 device).
 
-Damage (files truncated, deleted or emptied after the save, e.g. by a full disk or a copy cut short):
-a step that Orbax cannot restore raises `UnreadableCheckpoint`. The trainer's `restore_latest` then
+Damage (files truncated, deleted or emptied after the save, e.g. by a full disk or a copy cut
+short): a step that Orbax cannot restore raises `UnreadableCheckpoint`. The trainer's `restore_latest` then
 falls back to the newest step that restores, and sets each newer one aside as `<step>.damaged`
 (reported in one warning line, never deleted), so a later save of that step cannot collide with it.
 """

@@ -5,8 +5,8 @@
 Runs the tiny smoke config of the embedded digits twice: once straight through (the reference),
 and once killed `--kills` times and restarted after each kill. The kinds of kill take turns (each
 once per round, in random order):
-  - `sigkill-anytime`: SIGKILL at a uniform moment in the first 1.5 x the reference run's time to
-    its first checkpoint (start-up, restore, compilation, the first steps and saves);
+  - `sigkill-anytime`: SIGKILL at a uniform moment in the first 1.5 x the latest observed time from
+    a start to the run's first checkpoint (start-up, restore, compilation, first steps and saves);
   - `sigkill-mid-save`: SIGKILL the moment an asynchronous checkpoint save has created its
     temporary directory (after 0, 1 or 2 saves of that run);
   - `sigterm`: SIGTERM (preemption) while steps run; the trainer must save and exit with code 0.
@@ -45,6 +45,7 @@ class Trial:
   signalled: bool  # False: the run ended by itself before its signal was due.
   tmp_dir_at_kill: bool  # A save's temporary directory existed when the signal was sent.
   latest_step: int | None  # The newest finalized step after the run.
+  first_step_s: float | None  # Seconds from the start to the run's first own finalized step.
 
 
 def environment(root: str, devices: int = 2) -> dict:
@@ -89,22 +90,24 @@ def run_once(command, env, workdir, log_path, mode, rng, window, poll=0.001) -> 
   uniform in [0, `window`] seconds after the start), waits for the exit."""
   stale, steps_before = _tmp_dirs(workdir), set(finalized_steps(workdir))  # Killed saves' dirs.
   process = _run(command, env, log_path)
-  saves_seen = set()
-  deadline = time.monotonic() + rng.uniform(0, window)  # sigkill-anytime
+  start, saves_seen, first_step_s = time.monotonic(), set(), None
+  deadline = start + rng.uniform(0, window)  # sigkill-anytime
   saves_to_skip = rng.randrange(3)  # sigkill-mid-save
-  term_at = None  # sigterm: a moment after this run finalized a step of its own
+  term_after = rng.uniform(0, 0.5)  # sigterm: this long after the run's first own step
   signalled, tmp_at_kill = False, False
   while process.poll() is None:
-    now, tmp = time.monotonic(), _tmp_dirs(workdir) - stale
+    now, tmp = time.monotonic(), _tmp_dirs(workdir)
+    stale &= tmp  # Gone once the trainer cleaned it up; a new save may reuse its name.
+    tmp -= stale
+    if first_step_s is None and set(finalized_steps(workdir)) - steps_before:
+      first_step_s = now - start
     if mode == "sigkill-anytime":
       due = now >= deadline
     elif mode == "sigkill-mid-save":
       due = len(saves_seen | tmp) > saves_to_skip and bool(tmp)
       saves_seen |= tmp
     elif mode == "sigterm":
-      if term_at is None and set(finalized_steps(workdir)) - steps_before:
-        term_at = now + rng.uniform(0, 0.5)
-      due = term_at is not None and now >= term_at
+      due = first_step_s is not None and now - start >= first_step_s + term_after
     else:  # to-the-end
       due = False
     if due:
@@ -114,8 +117,8 @@ def run_once(command, env, workdir, log_path, mode, rng, window, poll=0.001) -> 
       break
     time.sleep(poll)
   returncode = process.wait(timeout=300)
-  return Trial(mode, returncode, signalled, tmp_at_kill,
-               (finalized_steps(workdir) or [None])[-1])
+  return Trial(mode, returncode, signalled, tmp_at_kill, (finalized_steps(workdir) or [None])[-1],
+               first_step_s)
 
 
 def _restore_target(workdir: str):
@@ -189,6 +192,8 @@ def soak(root: str, data_dir: str, kills: int, seed: int = 0, follow: bool = Fal
     order = order or rng.sample(modes, len(modes))  # Each mode once per round, in random order.
     trial = run_once(command, env, workdir, log_path, order.pop(), rng, window)
     trials.append(trial)
+    if trial.first_step_s is not None:  # Restarts start faster (compilation cache): adapt.
+      window = 1.5 * trial.first_step_s
     seen |= set(finalized_steps(workdir))
     expected = {"sigterm": (0, -signal.SIGTERM)}.get(trial.mode, (-signal.SIGKILL,))
     if not trial.signalled:

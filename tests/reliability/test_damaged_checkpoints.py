@@ -1,6 +1,6 @@
-"""Damaged checkpoints: a truncated, half-written or emptied latest step is detected, reported in one
-warning line and set aside as `<step>.damaged` (never deleted); the trainer resumes from the previous
-good step and the eval job skips the damaged one."""
+"""Damaged checkpoints: a truncated, half-written or emptied latest step is detected, reported in
+one warning line and set aside as `<step>.damaged` (never deleted); the trainer resumes from the
+previous good step and the eval job skips the damaged one."""
 
 import glob
 import os

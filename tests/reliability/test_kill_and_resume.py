@@ -1,5 +1,5 @@
-"""The fast part of the kill-and-resume soak (the long one: `python tests/reliability/kill_harness.py
---kills=100 --follow`, see RELIABILITY.md): SIGKILL at a random moment, SIGKILL in the middle of an
+"""The fast part of the kill-and-resume soak (the long one: `python
+tests/reliability/kill_harness.py --kills=100 --follow`, see RELIABILITY.md): SIGKILL at a random moment, SIGKILL in the middle of an
 asynchronous checkpoint save and SIGTERM (preemption), each followed by a restart, with the eval job
 following the checkpoints; the result equals an uninterrupted run bit for bit."""
 
