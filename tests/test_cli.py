@@ -109,7 +109,7 @@ def test_a_different_model_in_the_workdir_is_refused_and_nothing_changes(trained
     (["eval", "--num_samples=0"], "--num_samples must be positive"),
     (["eval", "--step=999"], "no checkpoint for step 999"),
     (["sample", "--num=0"], "--num must be positive"),
-    (["frobnicate"], "usage: jaxvae {train|eval|sample}"),
+    (["frobnicate"], "usage: jaxvae {train|eval|sample|plot}"),
 ])
 def test_bad_eval_and_sample_input(args, message, trained, capsys):
   assert _run(*args[:1], f"--workdir={trained}", *args[1:]) == 2
