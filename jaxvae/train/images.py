@@ -172,7 +172,8 @@ def make_image_writer(model, config, mesh, workdir: str, originals: dict):
   def render(params, x, y):  # Global arrays are arguments: a closure cannot span hosts.
     grids = {
         "samples": samples(model, params, jax.random.key(config.seed), NUM_SAMPLES, temperature),
-        "reconstructions": reconstructions(model, params, x[:NUM_RECONSTRUCTIONS], labels_of(y)),
+        "reconstructions": reconstructions(model, params, x[:NUM_RECONSTRUCTIONS],
+                                           labels_of(y[:NUM_RECONSTRUCTIONS])),
     }
     if latent:
       pairs = slice(0, 2 * NUM_INTERPOLATIONS, 2), slice(1, 2 * NUM_INTERPOLATIONS, 2)
