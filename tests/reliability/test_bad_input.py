@@ -200,7 +200,7 @@ def test_bad_workdirs(make, message, tmp_path, capsys, tfds_dir):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["frobnicate"], "usage: jaxvae {train|eval|sample}"),
+    (["frobnicate"], "usage: jaxvae {train|eval|sample"),
     (["train", SMOKE], "needs --workdir"),
     (["eval", "--workdir=/nonexistent_run"], "cannot read the run's config"),
     (["eval", "WORKDIR", "--num_samples=-5"], "--num_samples must be positive"),
