@@ -82,14 +82,14 @@ def main() -> None:
   parser.add_argument("--api", action="store_true", help="the API reference")
   parser.add_argument("--workdir", default="runs/digits_vae", help="--readme: the default run")
   args = parser.parse_args()
-  # 8 CPU devices, as in the tests, so that the scaling tutorial has a mesh to shard over.
-  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                             " --xla_force_host_platform_device_count=8").strip()
   if args.api:
     print(f"API reference: {build_api(args.out or os.path.join(DOCS, 'api'))}")
   elif args.readme:
     build_readme_images(args.workdir, args.out or os.path.join(DOCS, "images"), args.tiny)
   else:
+    # 8 CPU devices, as in the tests, so that the scaling tutorial has a mesh to shard over.
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               " --xla_force_host_platform_device_count=8").strip()
     for name in args.only or TUTORIALS:
       build_tutorial(name, args.out or os.path.join(DOCS, "tutorials"), args.tiny)
 

@@ -38,6 +38,7 @@ def two_stages(runs: str, num_steps: int, variant: str = ""):
     config.train.num_steps = config.train.checkpoint_every = num_steps
     config.train.log_every = num_steps // 4
     config.train.progress_bar = False
+    config.train.num_devices = 1  # (docs.build forces 8 CPU devices for tutorial 6; 100 % 8 != 0)
   prior.model.first_stage_workdir = os.path.join(runs, "vqvae")
   first = train_and_evaluate(vqvae, os.path.join(runs, "vqvae"))
   second = train_and_evaluate(prior, os.path.join(runs, "prior"))
@@ -51,7 +52,7 @@ def _grid_axes(ax, pixels, title):
 
 
 def run(out_dir: str, tiny: bool = False) -> dict:
-  num_steps, variant = (20, "smoke") if tiny else (1500, "")
+  num_steps, variant = (20, "smoke") if tiny else (300, "")
   runs = tempfile.mkdtemp(prefix="jaxvae_vqvae_")
   try:
     first, second = two_stages(runs, num_steps, variant)
