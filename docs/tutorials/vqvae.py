@@ -52,7 +52,7 @@ def _grid_axes(ax, pixels, title):
 
 
 def run(out_dir: str, tiny: bool = False) -> dict:
-  num_steps, variant = (20, "smoke") if tiny else (300, "")
+  num_steps, variant = (20, "smoke") if tiny else (1000, "")
   runs = tempfile.mkdtemp(prefix="jaxvae_vqvae_")
   try:
     first, second = two_stages(runs, num_steps, variant)
@@ -126,8 +126,9 @@ The bound per test digit (nats, `jaxvae eval` of each stage):
 | learned transformer (stage 2) | {n['learned_bound']:.2f} | {n['learned_log_prior']:.2f} |
 
 The likelihood term is the same frozen decoder's, so the whole difference,
-{n['learned_bound'] - n['uniform_bound']:.2f} nats, is the prior's. Samples show it: codes drawn
-uniformly decode to noise, codes drawn from the learned prior to digits.
+{n['learned_bound'] - n['uniform_bound']:.2f} nats, is the prior's. The samples show what it
+learned: the same decoder turns codes drawn uniformly (middle) and codes drawn from the learned
+prior (right) into images; only the prior's draws arrange the codes the way digits do.
 
 ![reconstructions and samples]({grids_png})
 
