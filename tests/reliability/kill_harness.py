@@ -121,7 +121,7 @@ def run_once(command, env, workdir, log_path, mode, rng, window, poll=0.001) -> 
                first_step_s)
 
 
-def _restore_target(workdir: str):
+def restore_target(workdir: str):
   """The abstract train state of the run in `workdir` (from its config.json), on one device."""
   import jax
 
@@ -216,7 +216,7 @@ def soak(root: str, data_dir: str, kills: int, seed: int = 0, follow: bool = Fal
       failures.append("the eval job did not end within 300 s of the trainer")
     follow_counts = _ledger_counts(workdir)
 
-  target = _restore_target(reference)
+  target = restore_target(reference)
   steps, reference_steps = finalized_steps(workdir), finalized_steps(reference)
   lost = sorted(seen - set(steps))
   missing = sorted(set(reference_steps) - set(steps))

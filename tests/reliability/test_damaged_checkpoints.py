@@ -13,11 +13,9 @@ import pytest
 from jaxvae.cli import main
 from jaxvae.eval import follow
 from jaxvae.eval import job
-from jaxvae.models import build_model
 from jaxvae.train import Checkpoints
-from jaxvae.train import mesh as mesh_lib
-from jaxvae.train import state as state_lib
 from jaxvae.train.checkpoint import UnreadableCheckpoint
+from kill_harness import restore_target
 
 SMOKE = "--config=configs/digits_vae.py:smoke"
 
@@ -72,21 +70,12 @@ def _damaged_copy(run_dir, tmp_path, damage, step=20):
   return workdir
 
 
-def _target(config):
-  model = build_model(config.model, (8, 8, 1))
-  optimizer, _ = state_lib.make_optimizer(config.train)
-  replicated = mesh_lib.replicated(mesh_lib.make_mesh())
-  shapes = jax.eval_shape(lambda: state_lib.init_state(model, optimizer, (8, 8, 1),
-                                                        jax.random.key(0)))
-  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), shapes)
-
-
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
 def test_the_previous_good_step_is_restored_and_the_damaged_one_set_aside(
-    damage, run_dir, tmp_path, smoke_config, capsys):
+    damage, run_dir, tmp_path, capsys):
   workdir = _damaged_copy(run_dir, tmp_path, damage)
   damaged_files = _files(os.path.join(workdir, "checkpoints", "20"))
-  target = _target(smoke_config)
+  target = restore_target(run_dir)
   checkpoints = Checkpoints(workdir)
   state = checkpoints.restore_latest(target)
   checkpoints.close()
@@ -102,7 +91,7 @@ def test_the_previous_good_step_is_restored_and_the_damaged_one_set_aside(
 
 
 def test_training_resumes_past_a_damaged_step_to_the_uninterrupted_parameters(
-    run_dir, tmp_path, tfds_dir, smoke_config, capsys):
+    run_dir, tmp_path, tfds_dir, capsys):
   """The trainer re-trains the damaged step's updates and saves the step anew: the same bits as
   the undamaged run; a second damage of the same step is set aside next to the first."""
   workdir = _damaged_copy(run_dir, tmp_path, "truncated")
@@ -110,7 +99,7 @@ def test_training_resumes_past_a_damaged_step_to_the_uninterrupted_parameters(
           "--config.train.checkpoint_every=5", "--config.train.keep_checkpoints=10"]
   main(args)
   assert "Resuming from step 15" in capsys.readouterr().out
-  target = _target(smoke_config)
+  target = restore_target(run_dir)
   jax.tree.map(np.testing.assert_array_equal,
                Checkpoints(workdir, read_only=True).restore(20, target),
                Checkpoints(run_dir, read_only=True).restore(20, target))
@@ -122,15 +111,14 @@ def test_training_resumes_past_a_damaged_step_to_the_uninterrupted_parameters(
       "10", "15", "20.damaged", "20.damaged.2", "5"]
 
 
-def test_when_no_step_restores_nothing_is_moved_and_the_error_says_so(run_dir, tmp_path,
-                                                                     smoke_config):
+def test_when_no_step_restores_nothing_is_moved_and_the_error_says_so(run_dir, tmp_path):
   workdir = _damaged_copy(run_dir, tmp_path, "emptied")
   for step in (5, 10, 15):
     _emptied(os.path.join(workdir, "checkpoints", str(step)))
   before = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
   with pytest.raises(UnreadableCheckpoint, match=r"checkpoints/20 cannot be restored \(.*\): it "
                                                  r"is damaged, or it does not fit this model"):
-    Checkpoints(workdir).restore_latest(_target(smoke_config))
+    Checkpoints(workdir).restore_latest(restore_target(run_dir))
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == before
 
 

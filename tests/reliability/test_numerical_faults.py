@@ -3,18 +3,15 @@ diverging learning rate. Each bad update is skipped (parameters and optimizer st
 counted and reported; past train.max_consecutive_skips the run stops cleanly (exit 2, one message)
 with its last checkpoint intact. (NaN batches: tests/train/test_checkpoints.py.)"""
 
-import os
 
 import jax
 import numpy as np
 import pytest
 
 from jaxvae.cli import main
-from jaxvae.models import build_model
 from jaxvae.train import Checkpoints, loop, train_and_evaluate
-from jaxvae.train import mesh as mesh_lib
-from jaxvae.train import state as state_lib
 from jaxvae.train.metrics import read_jsonl
+from kill_harness import restore_target
 
 
 def _poison(monkeypatch, values):
@@ -31,15 +28,9 @@ def _poison(monkeypatch, values):
   monkeypatch.setattr(loop.data_lib, "train_batches", poisoned)
 
 
-def _states(workdir, config):
+def _states(workdir):
   """The train state of every checkpoint step of `workdir`, restored on one device."""
-  model = build_model(config.model, (8, 8, 1))
-  optimizer, _ = state_lib.make_optimizer(config.train)
-  one = mesh_lib.replicated(mesh_lib.make_mesh(1))
-  shapes = jax.eval_shape(lambda: state_lib.init_state(model, optimizer, (8, 8, 1),
-                                                        jax.random.key(0)))
-  target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=one), shapes)
-  reader = Checkpoints(workdir, read_only=True)
+  reader, target = Checkpoints(workdir, read_only=True), restore_target(workdir)
   return {step: reader.restore(step, target) for step in reader.all_steps()}
 
 
@@ -55,7 +46,7 @@ def test_inf_batch_and_exploding_gradient_are_skipped_counted_and_reported(
   train.steps_per_call, train.skip_grad_norm = 1, 1e4
   _poison(monkeypatch, {3: np.inf, 6: 1e6})  # Steps 4 and 7: inf; finite with a huge gradient.
   train_and_evaluate(smoke_config, str(tmp_path))
-  states = _states(str(tmp_path), smoke_config)
+  states = _states(str(tmp_path))
   assert sorted(states) == list(range(1, 11))
   skipped = [step for step in range(2, 11) if _same(states[step], states[step - 1])]
   assert skipped == [4, 7]
@@ -79,10 +70,7 @@ def test_a_diverging_learning_rate_stops_cleanly_with_the_last_checkpoint_intact
   assert exit_info.value.code == 2
   errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
   assert len(errors) == 1 and errors[0].startswith("jaxvae: error: the last 4 updates"), errors
-  from jaxvae.config import load_config
-
-  config = load_config(os.path.join(workdir, "config.json"))
-  states = _states(workdir, config)
+  states = _states(workdir)
   last = max(states)
   assert f"max_consecutive_skips=3; the last good checkpoint (step {last}) is intact" in errors[0]
   assert int(states[last].consecutive_skips) == 3 and int(states[last].skipped_updates) == 3
