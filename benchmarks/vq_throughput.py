@@ -19,7 +19,8 @@ NAIVE_BLOCK = 16
 
 
 def naive_nearest_codes(z: jax.Array, codebook: jax.Array) -> jax.Array:
-  """`argmin_n sum_d (z_md - e_nd)^2` from the full difference tensor, `NAIVE_BLOCK` rows at a time."""
+  """`argmin_n sum_d (z_md - e_nd)^2` from the full difference tensor, `NAIVE_BLOCK` rows at a
+  time."""
   def block(rows):  # [NAIVE_BLOCK, D] -> [NAIVE_BLOCK]
     return jnp.argmin(jnp.sum(jnp.square(rows[:, None, :] - codebook[None]), -1), -1)
   return jax.lax.map(block, z.reshape(-1, NAIVE_BLOCK, z.shape[-1])).reshape(-1)

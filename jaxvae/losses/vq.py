@@ -55,7 +55,8 @@ def straight_through(z_e: jax.Array, e: jax.Array) -> jax.Array:
   return z_e + jax.lax.stop_gradient(e - z_e)
 
 
-def vector_quantize(z_e: jax.Array, codebook: jax.Array, chunk_size: int | None = None) -> Quantized:
+def vector_quantize(z_e: jax.Array, codebook: jax.Array,
+                    chunk_size: int | None = None) -> Quantized:
   """Quantizes each vector of `z_e [..., D]` to its nearest code of `codebook [N, D]`
   (`chunk_size`: see `nearest_codes`).
 

@@ -139,7 +139,8 @@ def load_first_stage(workdir: str, data_shape: tuple[int, ...]) -> FrozenStage:
   model = build_model(config.model, shape)
   checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
   try:
-    target = abstract_params(model, shape, jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = abstract_params(model, shape, device)
     params = checkpoints.restore_params(checkpoints.resolve_step(), target)
   finally:
     checkpoints.close()

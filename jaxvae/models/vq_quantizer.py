@@ -1,5 +1,6 @@
-"""The VQ-VAE's vector quantizer and its codebook health: EMA updates, data initialization, dead-code
-restarts and usage statistics (van den Oord et al., 2017; Razavi et al., 2019; Dhariwal et al., 2020).
+"""The VQ-VAE's vector quantizer and its codebook health: EMA updates, data initialization,
+dead-code restarts and usage statistics (van den Oord et al., 2017; Razavi et al., 2019;
+Dhariwal et al., 2020).
 
 The codebook and its statistics are parameters that the model updates itself, not by gradient: in
 training (when the `param_updates` collection is mutable) `VectorQuantizer` writes their new values
@@ -154,7 +155,9 @@ class VectorQuantizer(nn.Module):
   def _data_init(self, z: jax.Array, key: jax.Array) -> jax.Array:
     """The first batch's codebook: a sample of its encoder outputs, refined by k-means."""
     codebook = sample_rows(key, z, self.num_codes)
-    return kmeans(z, codebook, self.kmeans_iterations) if self.codebook_init == "kmeans" else codebook
+    if self.codebook_init == "kmeans":
+      return kmeans(z, codebook, self.kmeans_iterations)
+    return codebook
 
   def _update_statistics(self, z, codes, codebook, key) -> None:
     counts = code_counts(codes, self.num_codes)

@@ -134,7 +134,8 @@ class VQVAE(nn.Module):
     del labels
     z_q, codes, penalty = self.quantizer(self.encoder(x), keys.reshape(-1)[0])
     log_likelihood = self.likelihood_head.log_prob(x.reshape(x.shape[0], -1), self.decoder(z_q))
-    log_prior = jnp.full_like(log_likelihood, -math.prod(codes.shape[1:]) * math.log(self.num_codes))
+    log_prior = jnp.full_like(log_likelihood,
+                              -math.prod(codes.shape[1:]) * math.log(self.num_codes))
     shape = keys.shape[:1] + log_likelihood.shape
     return LogWeights(log_likelihood=jnp.broadcast_to(log_likelihood, shape),
                       log_prior=jnp.broadcast_to(log_prior, shape),
