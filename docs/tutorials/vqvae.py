@@ -52,7 +52,7 @@ def _grid_axes(ax, pixels, title):
 
 
 def run(out_dir: str, tiny: bool = False) -> dict:
-  num_steps, variant = (20, "smoke") if tiny else (1000, "")
+  num_steps, variant = (20, "smoke") if tiny else (300, "")
   runs = tempfile.mkdtemp(prefix="jaxvae_vqvae_")
   try:
     first, second = two_stages(runs, num_steps, variant)
