@@ -7,12 +7,14 @@ cycled by all loops), one ELBO sample per example, Adam at 1e-3:
   - the default digits VAE (8 x 8, MLP 64-256-256-8, batch 100): small and dispatch-bound;
   - the IWAE paper's one-stochastic-layer MNIST MLP: 784-200-200-50 (tanh), batch 128;
   - the 784-500-20 MLP (one hidden layer of 500, 20 latents; tanh), batch 128;
-  - a convolutional VAE on 28 x 28 (the ResNet encoder/decoder, channels 32-64), batch 128.
+  - a convolutional VAE on 28 x 28 (the ResNet encoder/decoder, channels 32-64), batch 128;
+  - a VQ-VAE on 28 x 28 (the same ResNet, a 7 x 7 grid of 32-dim vectors, 256 codes with EMA
+    updates), batch 128.
 Loops, side by side in one invocation:
   - jaxvae: the trainer's own pieces (`loop._chunks` -> `data.prefetch_to_device` ->
     `loop.compile_steps`: the jitted, donated `state.train_steps` over `train.steps_per_call` steps
     per call, with skip test, metrics and grad norms; on the CPU, one step per call for the conv
-    VAE, see `state.needs_unrolled_loops`), on one device;
+    models, see `state.needs_unrolled_loops`), on one device;
   - minimal JAX: one jitted step per call as in the Flax VAE example (`flax.training.train_state`,
     optax.adam, a NumPy batch per call), on the same `model.log_weights`;
   - PyTorch (MLPs, CPU hosts, if installed: `pip install -e .[benchmark]`): the same networks in
@@ -28,6 +30,7 @@ steps that spin-wait for busy cores measure the contention, not the loop.
 
 import dataclasses
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,6 +41,7 @@ from jaxvae import losses
 from jaxvae.config import get_config
 from jaxvae.data import prefetch_to_device
 from jaxvae.models import build_model
+from jaxvae.models.interface import METRICS, PARAM_UPDATES
 from jaxvae.train import loop
 from jaxvae.train import mesh as mesh_lib
 from jaxvae.train import state as state_lib
@@ -54,6 +58,7 @@ class Model:
   latent_dim: int
   network: str = "mlp"
   work: int = 1  # Relative cost of a step: repeats run `steps // work` steps.
+  model_keys: tuple = ()  # Other `config.model` values: (name, value) pairs.
 
 
 MODELS = (
@@ -61,6 +66,8 @@ MODELS = (
     Model("IWAE MNIST MLP 784-200-200-50", (28, 28, 1), 128, (200, 200), 50),
     Model("MLP 784-500-20", (28, 28, 1), 128, (500,), 20),
     Model("conv VAE 28x28, ResNet 32-64", (28, 28, 1), 128, (256,), 20, "resnet", work=10),
+    Model("VQ-VAE 28x28, ResNet 32-64, 256 codes", (28, 28, 1), 128, (256,), 32, "resnet",
+          work=10, model_keys=(("kind", "vqvae"), ("num_codes", 256), ("activation", "relu"))),
 )
 
 
@@ -68,6 +75,7 @@ def _config(spec: Model, steps_per_call: int):
   config = get_config()
   config.model.network = spec.network
   config.model.hidden_sizes, config.model.latent_dim = spec.hidden_sizes, spec.latent_dim
+  config.model.update(dict(spec.model_keys))
   config.train.batch_size, config.train.learning_rate = spec.batch, 1e-3
   config.train.steps_per_call = config.train.log_every = config.train.checkpoint_every = (
       steps_per_call)
@@ -121,11 +129,19 @@ def minimal_loop(config, pool):
 
   @jax.jit
   def train_step(state, batch, z_rng):
-    def loss_fn(params):
+    def loss_fn(params):  # The VQ-VAE adds its commitment loss and updates its codebook itself.
       keys = jax.random.split(z_rng, (1, batch.shape[0]))
-      log_weights = model.apply({"params": params}, batch, keys, method=model.log_weights)
-      return -jnp.mean(losses.elbo(log_weights.values))
-    return state.apply_gradients(grads=jax.grad(loss_fn)(state.params))
+      log_weights, written = model.apply({"params": params}, batch, keys,
+                                         method=model.log_weights, mutable=[PARAM_UPDATES, METRICS])
+      penalty = 0.0 if log_weights.penalty is None else jnp.mean(log_weights.penalty)
+      return -jnp.mean(losses.elbo(log_weights.values)) + penalty, written
+    grads, written = jax.grad(loss_fn, has_aux=True)(state.params)
+    state = state.apply_gradients(grads=grads)
+    if PARAM_UPDATES in written:
+      params = flax.traverse_util.flatten_dict(state.params)
+      params.update(flax.traverse_util.flatten_dict(dict(written[PARAM_UPDATES])))
+      state = state.replace(params=flax.traverse_util.unflatten_dict(params))
+    return state
 
   holder = {"state": state, "rng": jax.random.key(1)}
 
@@ -245,7 +261,7 @@ def run(quick: bool = False) -> tuple[str, dict]:
       "",
       f"Training throughput on synthetic binary data, one ELBO sample, Adam. Measured with "
       f"`{command}` on {info['date']}: {host}, jax {info['jax']}. {repeats} interleaved repeats "
-      f"of {steps} steps per loop ({max(steps // 10, 2)} for the conv VAE); the trainer runs "
+      f"of {steps} steps per loop ({max(steps // 10, 2)} for the conv models); the trainer runs "
       f"`train.steps_per_call={steps_per_call}`. The peak is a float32 matmul timed in the same "
       f"run, the best of one per round ({peak:.2e} FLOP/s); a step's FLOPs are XLA's cost analysis "
       "of the minimal loop's step (forward + backward + Adam), so \"of matmul peak\" is the model "
@@ -255,6 +271,11 @@ def run(quick: bool = False) -> tuple[str, dict]:
       "| of matmul peak |",
       "| --- | --- | --- | --- | --- | --- |",
       *rows,
+      "",
+      "Roofline: no loop can beat the minimal one by more than the matmul peak over the minimal "
+      "loop's FLOP rate: " + "; ".join(
+          f"{name} {1 / entry['loops']['minimal JAX loop']['flops_fraction_of_peak']:.1f}x"
+          for name, entry in models.items()) + ".",
       "",
       ("Absolute times are from the GPU named above." if gpu else
        "Absolute times on this shared CPU are indicative only; the ratios are the figures. The "

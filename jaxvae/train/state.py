@@ -57,7 +57,7 @@ class StepOptions:
   compute_dtype: str = "float32"
   beta: float = 1.0
   kl_warmup_steps: int = 0
-  unroll_loops: bool = False  # unroll the scans over steps and micro-batches
+  unroll_loops: bool = False  # Python loops over steps and micro-batches instead of lax.scan
 
   @classmethod
   def from_config(cls, train: ml_collections.ConfigDict,
@@ -203,8 +203,7 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
       return jax.tree.map(jnp.add, total, grads), aux
 
     zeros = jax.tree.map(jnp.zeros_like, state.params)
-    grads, (metrics, param_updates) = jax.lax.scan(accumulate, zeros, micro,
-                                                   unroll=options.unroll_loops)
+    grads, (metrics, param_updates) = _scan(accumulate, zeros, micro, options.unroll_loops)
     grads = jax.tree.map(lambda g: g / options.accumulate_steps, grads)
     metrics = jax.tree.map(jnp.mean, metrics)
     param_updates = jax.tree.map(lambda u: u[-1], param_updates)  # the last micro-batch's
@@ -237,6 +236,18 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
   return new_state, metrics
 
 
+def _scan(body: Callable, carry: Any, xs: Any, unroll: bool) -> tuple[Any, Any]:
+  """`jax.lax.scan(body, carry, xs)`, or with `unroll` a Python loop over the leading axis, which
+  leaves no loop in the program at all (`lax.scan(..., unroll=True)` still emits one)."""
+  if not unroll:
+    return jax.lax.scan(body, carry, xs)
+  outputs = []
+  for i in range(jax.tree.leaves(xs)[0].shape[0]):
+    carry, output = body(carry, jax.tree.map(lambda a: a[i], xs))
+    outputs.append(output)
+  return carry, jax.tree.map(lambda *o: jnp.stack(o), *outputs)
+
+
 def train_steps(state: TrainState, batches: dict, **step_args) -> tuple[TrainState, dict]:
   """`train_step` on each batch of a chunk, in one device call.
 
@@ -245,7 +256,7 @@ def train_steps(state: TrainState, batches: dict, **step_args) -> tuple[TrainSta
   parameters per step would cost ~3% of a small MLP's step).
   """
   step = functools.partial(train_step, **step_args)
-  state, metrics = jax.lax.scan(step, state, batches, unroll=step_args["options"].unroll_loops)
+  state, metrics = _scan(step, state, batches, step_args["options"].unroll_loops)
   return state, {**metrics, "param_norm": optax.tree.norm(state.params)}
 
 

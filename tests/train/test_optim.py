@@ -20,11 +20,12 @@ def _images(seed: int, n: int = 16) -> np.ndarray:
   return (np.random.default_rng(seed).random((n,) + _SHAPE) < 0.3).astype(np.float32)
 
 
-def _setup(train, ema=False):
+def _setup(train, ema=False, unroll_loops=False):
   model = VAE(data_shape=_SHAPE, latent_dim=4, hidden_sizes=(16,))
   optimizer, schedule = state_lib.make_optimizer(train)
   state = state_lib.init_state(model, optimizer, _SHAPE, jax.random.key(0), ema=ema)
-  step = jax.jit(state_lib.make_train_step(model, optimizer, schedule, train))
+  step = jax.jit(state_lib.make_train_step(model, optimizer, schedule, train,
+                                           unroll_loops=unroll_loops))
   return state, step
 
 
@@ -72,11 +73,12 @@ def test_first_adamw_update_with_clipping_matches_closed_form(smoke_config):
     np.testing.assert_allclose(np.asarray(p1, np.float64) - p0, update, rtol=2e-3, atol=1e-8)
 
 
-def test_accumulated_micro_batches_equal_the_full_batch(smoke_config):
+@pytest.mark.parametrize("unroll_loops", [False, True])
+def test_accumulated_micro_batches_equal_the_full_batch(smoke_config, unroll_loops):
   train = smoke_config.train
   state, step = _setup(train)
   train.accumulate_steps = 4
-  _, accumulated_step = _setup(train)
+  _, accumulated_step = _setup(train, unroll_loops=unroll_loops)
   batch = {"image": _images(1), "label": np.arange(16, dtype=np.int32)}
   full, full_metrics = step(state, batch)
   accumulated, accumulated_metrics = accumulated_step(state, batch)
