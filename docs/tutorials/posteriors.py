@@ -85,7 +85,9 @@ standard errors over images):
 
 A richer q (full covariance, a flow, a mixture) can shrink the inference gap, and a learned prior
 (a mixture, or the VampPrior's mixture of posteriors at learned pseudo-inputs) can raise log p(x)
-itself; on a data set this small and runs this short the differences are a fraction of a nat.
+itself. On a data set this small and runs this short the differences are a fraction of a nat,
+within the +- column's spread, so these runs do not rank the families (longer runs of each
+family: `benchmarks/model_quality.py`, BENCHMARKS.md).
 The same runs' curves, drawn by `jaxvae plot --workdir=... --workdir=...`:
 
 ![training curves of the runs]({os.path.relpath(curves, out_dir)})
