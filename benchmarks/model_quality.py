@@ -46,7 +46,7 @@ def _config(overrides: dict, num_steps: int, num_samples: int):
 def run(quick: bool) -> tuple[str, dict]:
   from jaxvae.train import train_and_evaluate
 
-  num_steps, num_samples = (20, 10) if quick else (2_000, 5_000)
+  num_steps, num_samples = (20, 10) if quick else (4_000, 5_000)
   rows, record = [], {"num_steps": num_steps, "num_samples": num_samples, "families": {}}
   with tempfile.TemporaryDirectory() as root:
     for i, (name, overrides) in enumerate(FAMILIES[:2] if quick else FAMILIES):

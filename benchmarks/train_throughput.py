@@ -259,8 +259,8 @@ def run(quick: bool = False) -> tuple[str, dict]:
   markdown = "\n".join([
       "## Trainer",
       "",
-      f"Training throughput on synthetic binary data, one ELBO sample, Adam. Measured with "
-      f"`{command}` on {info['date']}: {host}, jax {info['jax']}. {repeats} interleaved repeats "
+      f"Training throughput on synthetic binary data, one ELBO sample, Adam. Measured (this "
+      f"section alone: `{command}`) on {info['date']}: {host}, jax {info['jax']}. {repeats} interleaved repeats "
       f"of {steps} steps per loop ({max(steps // 10, 2)} for the conv models); the trainer runs "
       f"`train.steps_per_call={steps_per_call}`. The peak is a float32 matmul timed in the same "
       f"run, the best of one per round ({peak:.2e} FLOP/s); a step's FLOPs are XLA's cost analysis "
