@@ -53,7 +53,7 @@ def _log_weights_fn(q_mean, q_tril):
 EXACT = _log_weights_fn(POST_MEAN, np.linalg.cholesky(POST_COV))
 # A deliberately poor q: the mean shifted by 1.2 posterior standard deviations along each whitened
 # axis and a 2x wider covariance (wider than the posterior, so the weights' variance is finite:
-# chi^2(p || q) = prod_d sqrt(c / (2c - 1)) exp(delta_d^2 / (2c - 1)) - 1 = 0.74 with c = 2).
+# chi^2(p || q) = prod_d c / sqrt(2c - 1) exp(delta_d^2 / (2c - 1)) - 1 = 2.48 with c = 2).
 _POST_CHOL = np.linalg.cholesky(POST_COV)
 APPROX = _log_weights_fn(POST_MEAN + _POST_CHOL @ np.array([1.2, 1.2]), math.sqrt(2) * _POST_CHOL)
 
