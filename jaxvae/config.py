@@ -74,6 +74,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.model.dead_code_steps = 100  # vqvae: a code unused for this many steps is dead
   config.model.restart_dead_codes = True  # vqvae, ema: re-seed dead codes from encoder outputs
   config.model.cosine_codes = False  # vqvae: L2-normalized codes and encoder outputs
+  config.model.codebook_chunk_size = 0  # vqvae: nearest-code search over chunks of this many
+  #   codes (memory [B * h * w, chunk], for large codebooks); 0 = the whole codebook at once
   config.model.first_stage_workdir = ""  # vq_prior: workdir of the trained vqvae (frozen)
   config.model.code_prior_layers = 2  # vq_prior: layers of the causal transformer over codes
   config.model.code_prior_width = 64  # vq_prior: its width
@@ -337,6 +339,10 @@ def _validate_vq(values: dict) -> None:
     raise UserError(f"config keys 'model.commitment_cost' (>= 0) and 'model.codebook_decay' (in "
                     f"(0, 1)) are {values['model.commitment_cost']!r} and "
                     f"{values['model.codebook_decay']!r}")
+  chunk = values["model.codebook_chunk_size"]
+  if chunk < 0 or (chunk and values["model.num_codes"] % chunk):
+    raise UserError(f"config key 'model.codebook_chunk_size' must be 0 (whole codebook) or divide "
+                    f"model.num_codes={values['model.num_codes']}, got {chunk}")
   if values["model.code_prior_width"] % values["model.code_prior_heads"]:
     raise UserError(f"model.code_prior_width={values['model.code_prior_width']} must be divisible "
                     f"by model.code_prior_heads={values['model.code_prior_heads']}")

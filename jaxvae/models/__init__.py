@@ -32,7 +32,8 @@ def build_model(model: ml_collections.ConfigDict, data_shape: tuple[int, ...]):
         commitment_cost=model.commitment_cost, codebook_update=model.codebook_update,
         codebook_decay=model.codebook_decay, codebook_epsilon=model.codebook_epsilon,
         codebook_init=model.codebook_init, dead_code_steps=model.dead_code_steps,
-        restart_dead_codes=model.restart_dead_codes, cosine_codes=model.cosine_codes)
+        restart_dead_codes=model.restart_dead_codes, cosine_codes=model.cosine_codes,
+        chunk_size=model.codebook_chunk_size or None)
   if model.kind == "vq_prior":
     from jaxvae.models.code_prior import VQPrior, load_first_stage
 

@@ -25,6 +25,7 @@ def _vq(**model):
     ({"code_prior_width": 30, "code_prior_heads": 4}, {}, "divisible"),
     ({}, {"accumulate_steps": 2}, "train.accumulate_steps=1"),
     ({"kind": "vq_prior"}, {}, "model.first_stage_workdir"),
+    ({"codebook_chunk_size": 48}, {}, "model.codebook_chunk_size"),
 ])
 def test_bad_vq_configs_name_the_key(model, train, message):
   config = _vq(**model)
