@@ -7,13 +7,15 @@ from jaxvae import distributions, losses
 from jaxvae.config import get_config
 from jaxvae.errors import UserError
 from jaxvae.eval import evaluate, sample_to_png
-from jaxvae.models import VAE, LogWeights, build_model
+from jaxvae.models import VAE, VQVAE, LogWeights, VQPrior, build_model
 from jaxvae.train import train_and_evaluate
 
 __version__ = "0.1.0"
 
 __all__ = [
     "VAE",
+    "VQPrior",
+    "VQVAE",
     "LogWeights",
     "UserError",
     "build_model",

@@ -3,8 +3,10 @@
 import ml_collections
 
 from jaxvae.errors import UserError
+from jaxvae.models.code_prior import VQPrior
 from jaxvae.models.interface import LogWeights
 from jaxvae.models.vae import VAE
+from jaxvae.models.vqvae import VQVAE
 
 
 def build_model(model: ml_collections.ConfigDict, data_shape: tuple[int, ...]):
@@ -21,8 +23,6 @@ def build_model(model: ml_collections.ConfigDict, data_shape: tuple[int, ...]):
                       f"{scale}; the data are {tuple(data_shape)}: use fewer stages or "
                       f"model.network='mlp'")
   if model.kind == "vqvae":
-    from jaxvae.models.vqvae import VQVAE
-
     return VQVAE(
         data_shape=tuple(data_shape), num_codes=model.num_codes, code_dim=model.latent_dim,
         channels=tuple(model.channels), blocks_per_stage=model.blocks_per_stage,
@@ -35,7 +35,7 @@ def build_model(model: ml_collections.ConfigDict, data_shape: tuple[int, ...]):
         restart_dead_codes=model.restart_dead_codes, cosine_codes=model.cosine_codes,
         chunk_size=model.codebook_chunk_size or None)
   if model.kind == "vq_prior":
-    from jaxvae.models.code_prior import VQPrior, load_first_stage
+    from jaxvae.models.code_prior import load_first_stage
 
     return VQPrior(load_first_stage(model.first_stage_workdir, data_shape),
                    model.code_prior_width, model.code_prior_layers, model.code_prior_heads)
@@ -64,4 +64,4 @@ def build_model(model: ml_collections.ConfigDict, data_shape: tuple[int, ...]):
       output_bias=model.output_bias)
 
 
-__all__ = ["LogWeights", "VAE", "build_model"]
+__all__ = ["LogWeights", "VAE", "VQPrior", "VQVAE", "build_model"]
