@@ -25,19 +25,23 @@ def mixture_diag_gaussian_log_prob(
 
 
 def mixture_diag_gaussian_sample(
-    key: jax.Array, logits: jax.Array, means: jax.Array, log_vars: jax.Array
+    key: jax.Array, logits: jax.Array, means: jax.Array, log_vars: jax.Array,
+    component: jax.Array | None = None,
 ) -> jax.Array:
   """A draw `x [..., D]`: pick `m ~ Categorical(softmax(logits))`, then `x = mean_m + sigma_m eps`.
 
   Reparameterized given the component (gradients reach `means` and `log_vars`), but not through
   the discrete choice of `m`, so no gradient reaches `logits`; use the score-function estimator
   (`jaxvae.losses.score_function_surrogate`) or `mixture_diag_gaussian_log_prob` for those.
+  `component` (int, broadcastable to `[...]`), when given, fixes `m` instead of drawing it, as
+  stratified sampling does; `eps` comes from the same half of `key` either way.
   """
   key_component, key_noise = jax.random.split(key)
   batch = jnp.broadcast_shapes(logits.shape[:-1], means.shape[:-2], log_vars.shape[:-2])
   d = jnp.broadcast_shapes(means.shape[-1:], log_vars.shape[-1:])[0]
   logits = jnp.broadcast_to(logits, batch + logits.shape[-1:])
-  component = jax.random.categorical(key_component, logits)
+  if component is None:
+    component = jax.random.categorical(key_component, logits)
   one_hot = jax.nn.one_hot(component, logits.shape[-1], dtype=means.dtype)[..., None]  # [..., M, 1]
   mean = jnp.sum(one_hot * means, axis=-2)
   log_var = jnp.sum(one_hot * log_vars, axis=-2)
