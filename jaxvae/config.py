@@ -64,7 +64,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.model.num_mixtures = 5  # discretized_logistic: logistics per pixel
   config.model.num_bits = 8  # discretized_logistic, categorical256: 2^num_bits pixel levels
   config.model.num_classes = 10  # cvae: label classes
-  config.model.output_bias = 0.0  # initial decoder output bias (IWAE: logit of the mean pixel)
+  config.model.output_bias = 0.0  # initial decoder output bias, one value for every pixel
+  config.model.output_bias_from_data = False  # bernoulli, mlp: per-pixel logit of the train mean
   config.model.num_codes = 64  # vqvae: codebook size (model.latent_dim is the code size)
   config.model.commitment_cost = 0.25  # vqvae: beta of the commitment term |z_e - sg(e)|^2
   config.model.codebook_update = "ema"  # vqvae: ema (moving averages) | loss (codebook loss term)
@@ -318,6 +319,13 @@ def _validate_model(values: dict) -> None:
                     "objective: use it exactly when model.kind='toy'")
   if kind in ("vqvae", "vq_prior"):
     _validate_vq(values)
+  if values["model.output_bias_from_data"] and not (
+      kind in ("vae", "cvae", "hvae") and values["model.network"] == "mlp"
+      and values["model.likelihood"] == "bernoulli"):
+    raise UserError("model.output_bias_from_data=True sets one Bernoulli logit per pixel, which "
+                    "needs model.kind vae, cvae or hvae with model.network='mlp' and "
+                    "model.likelihood='bernoulli'; set it to False (model.output_bias sets one "
+                    "value for all pixels)")
   if (values["model.likelihood"] in ("discretized_logistic", "categorical256")
       and values["data.num_bits"] and values["data.num_bits"] != values["model.num_bits"]):
     raise UserError(f"data.num_bits={values['data.num_bits']} but model.num_bits="

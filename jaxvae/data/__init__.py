@@ -5,10 +5,12 @@ from jaxvae.data.pipeline import (
     eval_batches,
     iterate_from,
     load_split,
+    mean_image,
     prefetch_to_device,
     train_batches,
 )
 
 __all__ = [
-    "Split", "eval_batches", "iterate_from", "load_split", "prefetch_to_device", "train_batches",
+    "Split", "eval_batches", "iterate_from", "load_split", "mean_image", "prefetch_to_device",
+    "train_batches",
 ]

@@ -227,6 +227,18 @@ def _load_source(data: ml_collections.ConfigDict, split: str) -> Split:
   return _npz_split(data.path, split)
 
 
+def mean_image(data: ml_collections.ConfigDict, split: Split, block: int = 4096) -> np.ndarray:
+  """The mean over `split` of its preprocessed images before any random draw, `[*image_shape]`
+  float64: under binarization, each pixel's probability of being 1."""
+  options = dataclasses.replace(preprocess.Options.from_config(data, split.max_value),
+                                binarize=False, dequantize=False)
+  total = np.zeros(split.image_shape, np.float64)
+  for start in range(0, len(split.source), block):
+    indices = np.arange(start, min(start + block, len(split.source)))
+    total += options.process(split.source.read(indices)["image"], None).sum(0, dtype=np.float64)
+  return total / len(split.source)
+
+
 class _Epochs:
   """Position -> example index over concatenated epochs, each a permutation seeded by (seed, epoch)."""
 

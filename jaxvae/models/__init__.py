@@ -9,11 +9,15 @@ from jaxvae.models.vae import VAE
 from jaxvae.models.vqvae import VQVAE
 
 
-def build_model(model: ml_collections.ConfigDict, data_shape: tuple[int, ...]):
+def build_model(model: ml_collections.ConfigDict, data_shape: tuple[int, ...],
+                output_bias: tuple[float, ...] | None = None):
   """The model named by the `model` section of a config, for data of shape `data_shape`.
 
-  Raises `UserError` when the network cannot take data of this shape.
+  `output_bias`, one initial decoder output bias per data dimension, replaces the scalar
+  `model.output_bias` (the trainer passes it for `model.output_bias_from_data`; it changes only
+  the initial parameters). Raises `UserError` when the network cannot take data of this shape.
   """
+  output_bias = model.output_bias if output_bias is None else output_bias
   if (model.network == "resnet" and model.kind != "toy") or model.kind == "vqvae":
     scale = 2 ** len(model.channels)
     if len(data_shape) != 3 or data_shape[0] % scale or data_shape[1] % scale:
@@ -28,7 +32,7 @@ def build_model(model: ml_collections.ConfigDict, data_shape: tuple[int, ...]):
         channels=tuple(model.channels), blocks_per_stage=model.blocks_per_stage,
         activation=model.activation, likelihood=model.likelihood,
         likelihood_scale=model.likelihood_scale, num_mixtures=model.num_mixtures,
-        num_bits=model.num_bits, output_bias=model.output_bias,
+        num_bits=model.num_bits, output_bias=output_bias,
         commitment_cost=model.commitment_cost, codebook_update=model.codebook_update,
         codebook_decay=model.codebook_decay, codebook_epsilon=model.codebook_epsilon,
         codebook_init=model.codebook_init, dead_code_steps=model.dead_code_steps,
@@ -52,7 +56,7 @@ def build_model(model: ml_collections.ConfigDict, data_shape: tuple[int, ...]):
         activation=model.activation, network=model.network, channels=tuple(model.channels),
         blocks_per_stage=model.blocks_per_stage, likelihood=model.likelihood,
         likelihood_scale=model.likelihood_scale, num_mixtures=model.num_mixtures,
-        num_bits=model.num_bits, output_bias=model.output_bias)
+        num_bits=model.num_bits, output_bias=output_bias)
   return VAE(
       data_shape=tuple(data_shape), latent_dim=model.latent_dim,
       hidden_sizes=tuple(model.hidden_sizes), activation=model.activation, network=model.network,
@@ -61,7 +65,7 @@ def build_model(model: ml_collections.ConfigDict, data_shape: tuple[int, ...]):
       prior=model.prior, num_pseudo_inputs=model.num_pseudo_inputs, likelihood=model.likelihood,
       likelihood_scale=model.likelihood_scale, num_mixtures=model.num_mixtures,
       num_bits=model.num_bits, num_classes=model.num_classes if model.kind == "cvae" else 0,
-      output_bias=model.output_bias)
+      output_bias=output_bias)
 
 
 __all__ = ["LogWeights", "VAE", "VQPrior", "VQVAE", "build_model"]

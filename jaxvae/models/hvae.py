@@ -49,7 +49,7 @@ class HierarchicalVAE(nn.Module):
   likelihood_scale: float = 0.0
   num_mixtures: int = 5
   num_bits: int = 8
-  output_bias: float = 0.0
+  output_bias: float | tuple[float, ...] = 0.0
 
   def setup(self):
     num_dims = math.prod(self.data_shape)

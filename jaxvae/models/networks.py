@@ -28,18 +28,20 @@ def _with_condition(h: jax.Array, condition: jax.Array | None) -> jax.Array:
 
 
 class MLP(nn.Module):
-  """`[..., D_in] -> [..., out_size]`: Dense layers of `hidden_sizes` with `activation`, then a linear one."""
+  """`[..., D_in] -> [..., out_size]`: Dense layers of `hidden_sizes` with `activation`, then a linear
+  one whose bias starts at `bias_init` (a scalar, or `out_size` values)."""
 
   hidden_sizes: Sequence[int]
   out_size: int
   activation: str = "tanh"
-  bias_init: float = 0.0
+  bias_init: float | tuple[float, ...] = 0.0
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     for size in self.hidden_sizes:
       x = activation_fn(self.activation)(nn.Dense(size)(x))
-    return nn.Dense(self.out_size, bias_init=nn.initializers.constant(self.bias_init))(x)
+    bias_init = nn.initializers.constant(jnp.asarray(self.bias_init))
+    return nn.Dense(self.out_size, bias_init=bias_init)(x)
 
 
 class MLPEncoder(nn.Module):
@@ -62,15 +64,15 @@ class MLPEncoder(nn.Module):
 class MLPDecoder(nn.Module):
   """`z [..., L]`, `condition [B, C] | None` -> `[..., D, P]`: an MLP, then a linear layer to D * P.
 
-  `bias_init` is the initial output bias (Burda et al., 2016 start Bernoulli logits at the logit of
-  the mean training pixel).
+  `bias_init` is the initial output bias, one value or `D * P` (Burda et al., 2016 start each
+  pixel's Bernoulli logit at the logit of its mean over the training set).
   """
 
   hidden_sizes: Sequence[int]
   data_shape: tuple[int, ...]
   params_per_dim: int
   activation: str = "tanh"
-  bias_init: float = 0.0
+  bias_init: float | tuple[float, ...] = 0.0
 
   @nn.compact
   def __call__(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:

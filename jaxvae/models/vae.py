@@ -72,7 +72,7 @@ class VAE(nn.Module):
   num_mixtures: int = 5
   num_bits: int = 8
   num_classes: int = 0
-  output_bias: float = 0.0
+  output_bias: float | tuple[float, ...] = 0.0
 
   def setup(self):
     num_dims = math.prod(self.data_shape)

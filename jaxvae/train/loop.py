@@ -181,6 +181,15 @@ def _check_skips(state, train: ml_collections.ConfigDict, checkpoints, step: int
         f"NaN/inf, lower train.learning_rate or set train.clip_grad_norm, then rerun to resume")
 
 
+def _output_bias(config: ml_collections.ConfigDict, data: data_lib.Split) -> tuple | None:
+  """With `model.output_bias_from_data`: the logit of each pixel's mean over the training split
+  (clipped to [1e-3, 1 - 1e-3]), the initial Bernoulli logits of Burda et al. (2016); else None."""
+  if not config.model.output_bias_from_data:
+    return None
+  mean = np.clip(data_lib.mean_image(config.data, data), 1e-3, 1 - 1e-3).reshape(-1)
+  return tuple(float(v) for v in np.log(mean) - np.log1p(-mean))
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
   """Trains (resuming from the latest checkpoint in `workdir`), then evaluates log p(x).
 
@@ -199,7 +208,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   eval_data = data_lib.load_split(config.data, config.data.eval_split)  # Errors before any write.
   prepare_workdir(config, workdir)
 
-  model = build_model(config.model, data.image_shape)
+  model = build_model(config.model, data.image_shape, output_bias=_output_bias(config, data))
   optimizer, schedule = state_lib.make_optimizer(train)
   init_state = lambda key: state_lib.init_state(model, optimizer, data.image_shape, key,
                                                 ema=train.ema_decay > 0)

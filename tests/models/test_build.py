@@ -1,12 +1,19 @@
 """Every model family trains a few steps through the one trainer and is evaluated by the one evaluator."""
 
+import gzip
+import importlib.resources
 import math
 
+import jax
+import numpy as np
 import pytest
 
+from jaxvae import data
 from jaxvae.errors import UserError
 from jaxvae.models import build_model
 from jaxvae.train import train_and_evaluate
+from jaxvae.train.loop import _output_bias
+from jaxvae.train.state import init_params
 
 FAMILIES = {  # Combinations that no config file in configs/ trains.
     "full_cov+mixture_prior+gaussian+iwae": dict(posterior="full_cov", prior="mixture",
@@ -50,6 +57,8 @@ def test_resnet_rejects_image_sides_it_cannot_halve(smoke_config):
      "pixel levels must be the data's"),
     ({"model.num_flows": 0}, "'model.num_flows' must be positive"),
     ({"model.posterior": "gaussian"}, "choose one of diag, full_cov"),
+    ({"model.output_bias_from_data": True, "model.likelihood": "gaussian"}, "one Bernoulli logit"),
+    ({"model.output_bias_from_data": True, "model.network": "resnet"}, "one Bernoulli logit"),
 ])
 def test_validate_rejects_model_combinations_that_cannot_work(changes, message):
   from jaxvae import config as config_lib
@@ -60,3 +69,23 @@ def test_validate_rejects_model_combinations_that_cannot_work(changes, message):
     config[section][name] = value
   with pytest.raises(UserError, match=message):
     config_lib.validate(config)
+
+
+@pytest.mark.parametrize("kind", ["vae", "hvae"])
+def test_output_bias_from_data_starts_each_logit_at_its_pixel_mean(kind, smoke_config):
+  """Burda et al.'s initialization: decoder logit of pixel d = logit(mean_d) over the training
+  split, against NumPy on the embedded digits' CSV (the first 1497 rows are the train split)."""
+  with importlib.resources.files("jaxvae.data").joinpath("digits.csv.gz").open("rb") as f:
+    table = np.loadtxt(gzip.open(f), delimiter=",", dtype=np.float64)
+  mean = np.clip(table[:1497, :64].mean(0) / 16, 1e-3, 1 - 1e-3)  # 16: the digits' top level
+  smoke_config.model.kind, smoke_config.model.output_bias_from_data = kind, True
+  split = data.load_split(smoke_config.data, smoke_config.data.train_split)
+  np.testing.assert_allclose(data.mean_image(smoke_config.data, split, block=100).ravel(),
+                             table[:1497, :64].mean(0) / 16, rtol=1e-12)
+  model = build_model(smoke_config.model, split.image_shape,
+                      output_bias=_output_bias(smoke_config, split))
+  params = init_params(model, split.image_shape, jax.random.key(0))
+  leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+  (bias,) = [v for path, v in leaves if "decoder" in jax.tree_util.keystr(path)
+             and v.shape == (64,) and jax.tree_util.keystr(path).endswith("['bias']")]
+  np.testing.assert_allclose(bias, np.log(mean / (1 - mean)), rtol=1e-6, atol=1e-6)
