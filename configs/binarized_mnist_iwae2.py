@@ -1,8 +1,8 @@
 """Burda et al. (2016), two stochastic layers: x-200-200-z1(100)-100-100-z2(50), tanh, Bernoulli
 likelihood, on dynamically binarized MNIST from tensorflow-datasets.
 
-The network sizes are the paper's; inference is top-down (Ladder VAE, `model.kind='hvae'`) rather
-than the paper's bottom-up q(z1 | x) q(z2 | z1). VAE and IWAE with K = 1, 5, 50 as in
+The paper's networks and its bottom-up inference q(z1 | x) q(z2 | z1) (`model.kind='hvae'`,
+`model.inference='bottom_up'`). VAE and IWAE with K = 1, 5, 50 as in
 configs/binarized_mnist_iwae1.py:
 
     jaxvae train --config=configs/binarized_mnist_iwae2.py --workdir=runs/iwae2_k50 \\
@@ -28,4 +28,5 @@ def get_config(variant: str = ""):
   config.model.kind = "hvae"
   config.model.latent_dims = (100, 50)
   config.model.upper_hidden_sizes = (100, 100)
+  config.model.inference = "bottom_up"
   return config_lib.apply_variant(config, variant)

@@ -19,6 +19,7 @@ NETWORKS = ("mlp", "resnet")
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "swish")
 POSTERIORS = ("diag", "full_cov", "mixture", "planar_flow", "iaf")
 PRIORS = ("standard_normal", "mixture", "vamp")
+HVAE_INFERENCE = ("top_down", "bottom_up")
 OBJECTIVES = ("elbo", "iwae", "exact_elbo")
 
 
@@ -54,6 +55,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.model.latent_dim = 8  # vae, cvae
   config.model.latent_dims = (16, 8)  # hvae: latent sizes per layer, bottom (next to x) to top
   config.model.upper_hidden_sizes = (128, 128)  # hvae: hidden layers of the nets between layers
+  config.model.inference = "top_down"  # hvae: top_down (Ladder VAE) | bottom_up (Burda et al.)
   config.model.posterior = "diag"  # diag | full_cov | mixture | planar_flow | iaf
   config.model.num_flows = 2  # planar_flow, iaf: flow steps
   config.model.num_components = 4  # mixture posterior (equal weights) and mixture prior
@@ -163,6 +165,7 @@ _CHOICES = {
     "model.activation": ACTIVATIONS,
     "model.posterior": POSTERIORS,
     "model.prior": PRIORS,
+    "model.inference": HVAE_INFERENCE,
     "train.objective": OBJECTIVES,
 }
 _POSITIVE = (

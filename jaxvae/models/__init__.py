@@ -56,7 +56,7 @@ def build_model(model: ml_collections.ConfigDict, data_shape: tuple[int, ...],
         activation=model.activation, network=model.network, channels=tuple(model.channels),
         blocks_per_stage=model.blocks_per_stage, likelihood=model.likelihood,
         likelihood_scale=model.likelihood_scale, num_mixtures=model.num_mixtures,
-        num_bits=model.num_bits, output_bias=output_bias)
+        num_bits=model.num_bits, output_bias=output_bias, inference=model.inference)
   return VAE(
       data_shape=tuple(data_shape), latent_dim=model.latent_dim,
       hidden_sizes=tuple(model.hidden_sizes), activation=model.activation, network=model.network,
