@@ -104,13 +104,20 @@ def write_section(name: str, markdown: str, record: dict, markdown_path: pathlib
 
 
 def main(name: str, run: Callable[[bool], tuple[str, dict]], forced_devices: int = 1) -> None:
-  """The command line of one benchmark module: `python -m benchmarks.MODULE [--quick] [--no-write]`."""
+  """The command line of one benchmark module:
+  `python -m benchmarks.MODULE [--quick] [--no-write | --record PATH]`."""
   parser = argparse.ArgumentParser(description=f"Runs the '{name}' section of BENCHMARKS.md.")
   parser.add_argument("--quick", action="store_true", help="Small sizes, to check the harness.")
   parser.add_argument("--no-write", action="store_true", help="Print only; leave BENCHMARKS.md.")
+  parser.add_argument("--record", type=pathlib.Path, default=None,
+                      help="Write the section's markdown and record as JSON here instead of into "
+                           "BENCHMARKS.md (how benchmarks.run collects each section).")
   args = parser.parse_args()
   configure_host(forced_devices)
   markdown, record = run(args.quick)
-  if not args.no_write:
-    write_section(name, markdown, {"machine": machine(), **record})
-  print(markdown)
+  record = {"machine": machine(), **record}
+  if args.record:
+    args.record.write_text(json.dumps({"markdown": markdown, "record": record}))
+  elif not args.no_write:
+    write_section(name, markdown, record)
+  print(markdown, flush=True)

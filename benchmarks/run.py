@@ -2,14 +2,19 @@
 
     .venv/bin/python -m benchmarks.run [--quick] [--only NAME,NAME] [--out DIR]
 
-On a CPU host, JAX is given 8 forced devices so that the scaling benchmark runs the sharded path,
-and the process is pinned to one core (`common.configure_host`); the other benchmarks use one
-device. On a GPU host the same suite records absolute times on the GPU.
+Each section runs in a process of its own, `python -m benchmarks.MODULE --record PATH`, which
+sets up the host for it (`common.configure_host`): on a CPU host, pinned to one core, with 8 forced
+devices for the scaling section and one device for the others (XLA:CPU runs scanned training steps
+about 2x slower in a process with 8 forced devices, even on one of them). On a GPU host the same
+suite records absolute times on the GPU.
 """
 
 import argparse
-import importlib
+import json
 import pathlib
+import subprocess
+import sys
+import tempfile
 
 from benchmarks import common
 
@@ -40,12 +45,13 @@ def main(argv: list[str] | None = None) -> None:
   if args.out:
     args.out.mkdir(parents=True, exist_ok=True)
     paths = {"markdown_path": args.out / "BENCHMARKS.md", "json_path": args.out / "results.json"}
-  common.configure_host(forced_devices=8)
+  common.configure_host(forced_devices=1)
   info = common.machine()
   command = " ".join(["python -m benchmarks.run", *(["--quick"] if args.quick else []),
                       *([f"--only {args.only}"] if args.only else [])])
   where = (f"{info['devices']} ({info['platform']})" if info["platform"] == "gpu" else
-           f"{info['cpu']}, pinned to one of its {info['cores']} cores (shared with other work)")
+           f"{info['cpu']}, each section in its own process pinned to one of its {info['cores']} "
+           "cores (shared with other work)")
   header = "\n".join([
       "## How these were measured",
       "",
@@ -60,9 +66,15 @@ def main(argv: list[str] | None = None) -> None:
   if not args.only:  # The header describes a full run; a partial one leaves it as it was.
     common.write_section("header", header, {"machine": info, "command": command}, **paths)
   for name in names:
-    markdown, record = importlib.import_module(BENCHMARKS[name]).run(args.quick)
-    common.write_section(name, markdown, record, **paths)
-    print(markdown, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+      path = pathlib.Path(tmp) / "section.json"
+      done = subprocess.run([sys.executable, "-m", BENCHMARKS[name], "--record", str(path),
+                             *(["--quick"] if args.quick else [])], cwd=common.ROOT)
+      if done.returncode:
+        sys.exit(f"benchmark section '{name}' failed (exit status {done.returncode}); the "
+                 f"sections before it were written")
+      section = json.loads(path.read_text())
+    common.write_section(name, section["markdown"], section["record"], **paths)
 
 
 if __name__ == "__main__":

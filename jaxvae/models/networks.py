@@ -96,9 +96,51 @@ class ResidualBlock(nn.Module):
     return h + r
 
 
+class DownStages(nn.Module):
+  """`x [B, H, W, C]` -> `[B, H / 2^S, W / 2^S, channels[-1]]`, before its activation: a stem conv,
+  then per stage a stride-2 conv to `channels[i]` and `blocks_per_stage` residual blocks."""
+
+  channels: Sequence[int]
+  blocks_per_stage: int
+  activation: str = "relu"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    act = activation_fn(self.activation)
+    h = nn.Conv(self.channels[0], (3, 3))(x)
+    for width in self.channels:
+      h = nn.Conv(width, (4, 4), strides=(2, 2))(act(h))
+      for _ in range(self.blocks_per_stage):
+        h = ResidualBlock(self.activation)(h)
+    return h
+
+
+class UpStages(nn.Module):
+  """`h [B, H / 2^S, W / 2^S, channels[-1]]` -> `[B, H, W, out_channels]`: per stage (channels in
+  reverse order) residual blocks, a 2x nearest upsampling and a conv; then a conv to `out_channels`
+  whose bias starts at `bias_init`."""
+
+  channels: Sequence[int]
+  blocks_per_stage: int
+  out_channels: int
+  activation: str = "relu"
+  bias_init: float = 0.0
+
+  @nn.compact
+  def __call__(self, h: jax.Array) -> jax.Array:
+    act = activation_fn(self.activation)
+    for width in reversed(self.channels):
+      for _ in range(self.blocks_per_stage):
+        h = ResidualBlock(self.activation)(h)
+      h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
+      h = nn.Conv(width, (3, 3))(act(h))
+    return nn.Conv(self.out_channels, (3, 3),
+                   bias_init=nn.initializers.constant(self.bias_init))(act(h))
+
+
 class ResNetEncoder(nn.Module):
-  """`x [B, H, W, C]` -> `[B, F]`: stem conv, per stage a stride-2 conv to `channels[i]` and
-  `blocks_per_stage` residual blocks, then a Dense layer of `features` on the flattened map.
+  """`x [B, H, W, C]` -> `[B, F]`: `DownStages`, then a Dense layer of `features` on the flattened
+  map.
 
   Each stage halves the resolution: 28x28 with 2 stages ends at 7x7, 32x32 with 3 at 4x4, 64x64
   with 4 at 4x4. The condition is concatenated to the flattened map before the last Dense layer.
@@ -112,19 +154,14 @@ class ResNetEncoder(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> jax.Array:
     act = activation_fn(self.activation)
-    h = nn.Conv(self.channels[0], (3, 3))(x)
-    for width in self.channels:
-      h = nn.Conv(width, (4, 4), strides=(2, 2))(act(h))
-      for _ in range(self.blocks_per_stage):
-        h = ResidualBlock(self.activation)(h)
+    h = DownStages(self.channels, self.blocks_per_stage, self.activation)(x)
     h = _with_condition(act(h).reshape(h.shape[0], -1), condition)
     return act(nn.Dense(self.features)(h))
 
 
 class ResNetDecoder(nn.Module):
-  """`z [..., L]` -> `[..., D, P]`: Dense to a `(H / 2^S, W / 2^S, channels[-1])` map, per stage
-  residual blocks and a 2x nearest upsampling + conv (channels in reverse order), then a conv to
-  `C * P` channels, read as `[H * W * C, P]`.
+  """`z [..., L]` -> `[..., D, P]`: Dense to a `(H / 2^S, W / 2^S, channels[-1])` map, then
+  `UpStages` to `C * P` channels, read as `[H * W * C, P]`.
   """
 
   channels: Sequence[int]
@@ -136,20 +173,14 @@ class ResNetDecoder(nn.Module):
 
   @nn.compact
   def __call__(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
-    act = activation_fn(self.activation)
     height, width, colours = self.data_shape
     scale = 2 ** len(self.channels)
     lead = z.shape[:-1]
     h = nn.Dense((height // scale) * (width // scale) * self.channels[-1])(
         _with_condition(z, condition))
     h = h.reshape((-1, height // scale, width // scale, self.channels[-1]))
-    for out_width in reversed(self.channels):
-      for _ in range(self.blocks_per_stage):
-        h = ResidualBlock(self.activation)(h)
-      h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
-      h = nn.Conv(out_width, (3, 3))(act(h))
-    out = nn.Conv(colours * self.params_per_dim, (3, 3),
-                  bias_init=nn.initializers.constant(self.bias_init))(act(h))
+    out = UpStages(self.channels, self.blocks_per_stage, colours * self.params_per_dim,
+                   self.activation, self.bias_init)(h)
     return out.reshape(lead + (height * width * colours, self.params_per_dim))
 
 

@@ -14,13 +14,13 @@ import jax.numpy as jnp
 
 from jaxvae.models.interface import LogWeights
 from jaxvae.models.likelihoods import make_likelihood
-from jaxvae.models.networks import ResidualBlock, activation_fn
+from jaxvae.models.networks import DownStages, UpStages, activation_fn
 from jaxvae.models.vq_quantizer import VectorQuantizer
 
 
 class ConvEncoder(nn.Module):
-  """`x [B, H, W, C]` -> `[B, H / 2^S, W / 2^S, code_dim]`: a stem conv, per stage a stride-2 conv
-  to `channels[i]` and `blocks_per_stage` residual blocks, then a 1x1 conv to `code_dim`."""
+  """`x [B, H, W, C]` -> `[B, H / 2^S, W / 2^S, code_dim]`: `DownStages`, then a 1x1 conv to
+  `code_dim`."""
 
   channels: tuple[int, ...]
   blocks_per_stage: int
@@ -29,19 +29,13 @@ class ConvEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    act = activation_fn(self.activation)
-    h = nn.Conv(self.channels[0], (3, 3))(x)
-    for width in self.channels:
-      h = nn.Conv(width, (4, 4), strides=(2, 2))(act(h))
-      for _ in range(self.blocks_per_stage):
-        h = ResidualBlock(self.activation)(h)
-    return nn.Conv(self.code_dim, (1, 1))(act(h))
+    h = DownStages(self.channels, self.blocks_per_stage, self.activation)(x)
+    return nn.Conv(self.code_dim, (1, 1))(activation_fn(self.activation)(h))
 
 
 class ConvDecoder(nn.Module):
   """`z_q [B, h, w, code_dim]` -> likelihood parameters `[B, H * W * C, P]`: a conv to
-  `channels[-1]`, per stage (channels reversed) residual blocks and a 2x nearest upsampling +
-  conv, then a conv to `C * P` channels."""
+  `channels[-1]`, then `UpStages` to `C * P` channels."""
 
   channels: tuple[int, ...]
   blocks_per_stage: int
@@ -52,15 +46,9 @@ class ConvDecoder(nn.Module):
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
-    act = activation_fn(self.activation)
     h = nn.Conv(self.channels[-1], (3, 3))(z)
-    for width in reversed(self.channels):
-      for _ in range(self.blocks_per_stage):
-        h = ResidualBlock(self.activation)(h)
-      h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
-      h = nn.Conv(width, (3, 3))(act(h))
-    out = nn.Conv(self.colours * self.params_per_dim, (3, 3),
-                  bias_init=nn.initializers.constant(self.bias_init))(act(h))
+    out = UpStages(self.channels, self.blocks_per_stage, self.colours * self.params_per_dim,
+                   self.activation, self.bias_init)(h)
     return out.reshape(out.shape[0], -1, self.params_per_dim)
 
 
