@@ -82,22 +82,20 @@ def _markdown(record: dict, quick: bool) -> str:
   beats the baseline (first family) trained with the same seed."""
   families = record["families"]
   base_runs = next(iter(families.values()))["runs"]
-  base = {r["seed"]: r for r in base_runs}
   seeds = record["seeds"]
   rows = []
   for name, family in families.items():
     runs = family["runs"]
     stat = lambda key: (np.mean([r[key] for r in runs]), np.std([r[key] for r in runs]))  # noqa: E731
     (log_px, log_px_sd), (elbo, _), (gap, gap_sd) = stat("log_px"), stat("elbo"), stat("gap")
-    better_px = sum(r["log_px"] > base[r["seed"]]["log_px"] for r in runs)
-    smaller_gap = sum(r["gap"] < base[r["seed"]]["gap"] for r in runs)
     changes = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v}"
                         for k, v in family["overrides"].items()) or "-"
     per_seed = " / ".join(f"{r['gap']:.2f}" for r in runs)
     rows.append(f"| {name} | `{changes}` | {log_px:.2f} +- {log_px_sd:.2f} | {elbo:.2f} | "
                 f"{gap:.2f} +- {gap_sd:.2f} | {per_seed} | "
                 + ("- | - |" if runs is base_runs else
-                   f"{better_px}/{len(runs)} | {smaller_gap}/{len(runs)} |"))
+                   f"{_wins(runs, base_runs, 'log_px', 1)}/{len(runs)} | "
+                   f"{_wins(runs, base_runs, 'gap', -1)}/{len(runs)} |"))
   first = base_runs[0]
   return "\n".join([
       "## Model quality on the embedded digits",
@@ -122,7 +120,38 @@ def _markdown(record: dict, quick: bool) -> str:
       "log p(x) above the VAE's | gap below the VAE's |",
       "| --- | --- | --- | --- | --- | --- | --- | --- |",
       *rows,
+      "",
+      *_findings(families, len(seeds)),
   ])
+
+
+def _wins(runs: list[dict], against: list[dict], key: str, sign: int) -> int:
+  """In how many seeds `sign * runs[key]` exceeds `sign * against[key]` of the same seed."""
+  base = {r["seed"]: r[key] for r in against}
+  return sum(sign * (r[key] - base[r["seed"]]) > 0 for r in runs)
+
+
+def _findings(families: dict, num_seeds: int) -> list[str]:
+  """Sentences naming the families that beat the first row in every seed, and each multi-sample
+  ELBO family against the plain VAE trained with as many samples (when the table has it)."""
+  names = list(families)
+  first = families[names[0]]["runs"]
+  better = [n for n in names[1:] if _wins(families[n]["runs"], first, "log_px", 1) == num_seeds]
+  tighter = [n for n in names[1:] if _wins(families[n]["runs"], first, "gap", -1) == num_seeds]
+  lines = [f"In all {num_seeds} seeds, against the first row: a higher test log p(x) for "
+           f"{'; '.join(better) or 'none'}; a smaller gap for {'; '.join(tighter) or 'none'}."]
+  controls = {f["overrides"]["train.num_samples"]: n for n, f in families.items()
+              if set(f["overrides"]) == {"train.num_samples"}}
+  for name, family in families.items():
+    k = family["overrides"].get("train.num_samples")
+    if k in controls and controls[k] != name and family["overrides"].get(
+        "train.objective", "elbo") == "elbo":
+      control = families[controls[k]]["runs"]
+      lines.append(
+          f"{name} draws {k} samples per step, so its control is \"{controls[k]}\": its gap is "
+          f"smaller in {_wins(family['runs'], control, 'gap', -1)} of {num_seeds} seeds and its "
+          f"log p(x) higher in {_wins(family['runs'], control, 'log_px', 1)} of {num_seeds}.")
+  return [" ".join(lines)]
 
 
 if __name__ == "__main__":
