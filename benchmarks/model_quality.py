@@ -56,7 +56,7 @@ def run(quick: bool) -> tuple[str, dict]:
   num_steps, num_samples = (20, 10) if quick else (4_000, 5_000)
   families, seeds = (FAMILIES[:2], SEEDS[:1]) if quick else (FAMILIES, SEEDS)
   record = {"num_steps": num_steps, "num_samples": num_samples, "seeds": list(seeds),
-            "families": {}}
+            "families": []}  # In table order, the baseline first.
   with tempfile.TemporaryDirectory() as root:
     for i, (name, overrides) in enumerate(families):
       runs = []
@@ -71,9 +71,10 @@ def run(quick: bool) -> tuple[str, dict]:
                      "num_examples": result["num_examples"],
                      "seconds": round(time.perf_counter() - start, 1)})
         print(f"{name}, seed {seed}: {runs[-1]}", flush=True)
-      record["families"][name] = {
+      record["families"].append({
+          "name": name,
           "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
-          "runs": runs}
+          "runs": runs})
   return _markdown(record, quick), record
 
 
@@ -81,13 +82,14 @@ def _markdown(record: dict, quick: bool) -> str:
   """The table: per family the mean +- standard deviation over seeds, and in how many seeds it
   beats the baseline (first family) trained with the same seed."""
   families = record["families"]
-  base_runs = next(iter(families.values()))["runs"]
+  base_runs = families[0]["runs"]
   seeds = record["seeds"]
   rows = []
-  for name, family in families.items():
-    runs = family["runs"]
-    stat = lambda key: (np.mean([r[key] for r in runs]), np.std([r[key] for r in runs]))  # noqa: E731
-    (log_px, log_px_sd), (elbo, _), (gap, gap_sd) = stat("log_px"), stat("elbo"), stat("gap")
+  for family in families:
+    name, runs = family["name"], family["runs"]
+    (log_px, log_px_sd), (elbo, _), (gap, gap_sd) = (
+        (np.mean([r[key] for r in runs]), np.std([r[key] for r in runs]))
+        for key in ("log_px", "elbo", "gap"))
     changes = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v}"
                         for k, v in family["overrides"].items()) or "-"
     per_seed = " / ".join(f"{r['gap']:.2f}" for r in runs)
@@ -131,26 +133,26 @@ def _wins(runs: list[dict], against: list[dict], key: str, sign: int) -> int:
   return sum(sign * (r[key] - base[r["seed"]]) > 0 for r in runs)
 
 
-def _findings(families: dict, num_seeds: int) -> list[str]:
+def _findings(families: list[dict], num_seeds: int) -> list[str]:
   """Sentences naming the families that beat the first row in every seed, and each multi-sample
   ELBO family against the plain VAE trained with as many samples (when the table has it)."""
-  names = list(families)
-  first = families[names[0]]["runs"]
-  better = [n for n in names[1:] if _wins(families[n]["runs"], first, "log_px", 1) == num_seeds]
-  tighter = [n for n in names[1:] if _wins(families[n]["runs"], first, "gap", -1) == num_seeds]
+  first = families[0]["runs"]
+  better = [f["name"] for f in families[1:] if _wins(f["runs"], first, "log_px", 1) == num_seeds]
+  tighter = [f["name"] for f in families[1:] if _wins(f["runs"], first, "gap", -1) == num_seeds]
   lines = [f"In all {num_seeds} seeds, against the first row: a higher test log p(x) for "
            f"{'; '.join(better) or 'none'}; a smaller gap for {'; '.join(tighter) or 'none'}."]
-  controls = {f["overrides"]["train.num_samples"]: n for n, f in families.items()
+  controls = {f["overrides"]["train.num_samples"]: f for f in families
               if set(f["overrides"]) == {"train.num_samples"}}
-  for name, family in families.items():
+  for family in families:
     k = family["overrides"].get("train.num_samples")
-    if k in controls and controls[k] != name and family["overrides"].get(
+    if k in controls and controls[k] is not family and family["overrides"].get(
         "train.objective", "elbo") == "elbo":
-      control = families[controls[k]]["runs"]
+      control = controls[k]["runs"]
       lines.append(
-          f"{name} draws {k} samples per step, so its control is \"{controls[k]}\": its gap is "
-          f"smaller in {_wins(family['runs'], control, 'gap', -1)} of {num_seeds} seeds and its "
-          f"log p(x) higher in {_wins(family['runs'], control, 'log_px', 1)} of {num_seeds}.")
+          f"{family['name']} draws {k} samples per step, so its control is "
+          f"\"{controls[k]['name']}\": its gap is smaller in "
+          f"{_wins(family['runs'], control, 'gap', -1)} of {num_seeds} seeds and its log p(x) "
+          f"higher in {_wins(family['runs'], control, 'log_px', 1)} of {num_seeds}.")
   return [" ".join(lines)]
 
 
