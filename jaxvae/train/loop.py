@@ -208,20 +208,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   eval_data = data_lib.load_split(config.data, config.data.eval_split)  # Errors before any write.
   prepare_workdir(config, workdir)
 
-  model = build_model(config.model, data.image_shape, output_bias=_output_bias(config, data))
+  model = build_model(config.model, data.image_shape)
   optimizer, schedule = state_lib.make_optimizer(train)
-  init_state = lambda key: state_lib.init_state(model, optimizer, data.image_shape, key,
-                                                ema=train.ema_decay > 0)
+  init_state = lambda key, model=model: state_lib.init_state(model, optimizer, data.image_shape,
+                                                             key, ema=train.ema_decay > 0)
   key = jax.random.key(config.seed)
   abstract_state = jax.eval_shape(init_state, key)
   state_sharding = mesh_lib.state_shardings(abstract_state, mesh)
-  init = jax.jit(init_state, out_shardings=state_sharding)  # Built where it lives.
+  init = lambda model: jax.jit(lambda key: init_state(key, model),  # Built where it lives.
+                               out_shardings=state_sharding)
   checkpoints = checkpoint_lib.Checkpoints(workdir, max_to_keep=train.keep_checkpoints,
                                            keep_every=train.keep_every)
-  state = checkpoints.restore_latest(jax.eval_shape(init, key))  # Damaged steps set aside.
+  state = checkpoints.restore_latest(jax.eval_shape(init(model), key))  # Damaged steps set aside.
   start_step = checkpoints.latest_step() or 0
-  if state is None:
-    state = init(key)
+  if state is None:  # A fresh run: only here do the data's pixel means matter (output bias).
+    state = init(build_model(config.model, data.image_shape,
+                             output_bias=_output_bias(config, data)))(key)
   else:
     print(f"Resuming from step {start_step} in {checkpoints.directory}", flush=True)
 
