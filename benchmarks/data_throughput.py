@@ -17,7 +17,7 @@ from benchmarks import common
 from jaxvae import config as config_lib
 from jaxvae import data
 from jaxvae.models import build_model
-from jaxvae.train import mesh as mesh_lib
+from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.train import state as state_lib
 
 

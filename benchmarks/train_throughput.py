@@ -43,7 +43,7 @@ from jaxvae.data import prefetch_to_device
 from jaxvae.models import build_model
 from jaxvae.models.interface import METRICS, PARAM_UPDATES
 from jaxvae.train import loop
-from jaxvae.train import mesh as mesh_lib
+from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.train import state as state_lib
 
 NAME = "trainer"

@@ -52,7 +52,7 @@ def code_usage(workdir: str) -> dict:
   from jaxvae import data as data_lib
   from jaxvae.models import build_model
   from jaxvae.models.vq_quantizer import perplexity
-  from jaxvae.train import checkpoint as checkpoint_lib
+  from jaxvae.runtime import checkpoint as checkpoint_lib
   from jaxvae.train.state import abstract_params
 
   config = config_lib.load_config(os.path.join(workdir, "config.json"))

@@ -54,7 +54,7 @@ def build_readme_images(workdir: str, images_dir: str, tiny: bool = False) -> No
   from jaxvae import config as config_lib
   from jaxvae.eval import evaluate
   from jaxvae.plot import plot_runs
-  from jaxvae.train import checkpoint as checkpoint_lib
+  from jaxvae.runtime import checkpoint as checkpoint_lib
   from jaxvae.train import train_and_evaluate
 
   config = config_lib.get_config("smoke" if tiny else "")

@@ -18,6 +18,7 @@ import sys
 from absl import flags
 
 from jaxvae.errors import UserError
+from jaxvae.runtime import workdir as workdir_lib
 
 COMMANDS = ("train", "eval", "sample", "plot")
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.py")
@@ -155,13 +156,13 @@ def run(argv: list[str]) -> None:
       follow(fv.workdir, split=fv.split, num_samples=num_samples, refine_steps=fv.refine_steps,
              poll_seconds=fv.poll_seconds, timeout_seconds=fv.timeout)
       return
-    config = config_lib.load_config(os.path.join(fv.workdir, "config.json"))
+    config = config_lib.load_config(workdir_lib.config_path(fv.workdir))
     evaluate(config, fv.workdir, step=fv.step, split=fv.split, num_samples=num_samples,
              refine_steps=fv.refine_steps)
   elif command == "plot":
     from jaxvae.plot import plot_runs
 
-    plot_runs(fv.workdir, fv.out or os.path.join(fv.workdir[0], "curves.png"))
+    plot_runs(fv.workdir, fv.out or workdir_lib.curves_path(fv.workdir[0]))
   else:
     from jaxvae.eval import sample_to_png
 

@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from jaxvae.errors import UserError
-from jaxvae.train.metrics import read_jsonl
+from jaxvae.runtime import workdir as workdir_lib
+from jaxvae.runtime.metrics import read_jsonl
 
 # (panel title, y-axis label, metric keys) of the training curves; "kl_layer_*" expands to the
 # per-layer KL of hierarchical models.
@@ -70,8 +71,8 @@ def read_run(workdir: str) -> dict[str, dict[str, tuple]]:
   """
   if not os.path.isdir(workdir):
     raise UserError(f"--workdir={workdir} does not exist; give the directory of a jaxvae train run")
-  train = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
-  evals = read_jsonl(os.path.join(workdir, "eval", "log_likelihood.jsonl"))
+  train = read_jsonl(workdir_lib.train_metrics_path(workdir))
+  evals = read_jsonl(workdir_lib.eval_path(workdir))
   if not train and not evals:
     raise UserError(f"{workdir} holds no metrics yet (neither metrics.jsonl nor "
                     f"eval/log_likelihood.jsonl has a complete line); plot a run after its first "

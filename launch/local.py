@@ -17,7 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxvae.errors import UserError  # noqa: E402
-from jaxvae.train import distributed  # noqa: E402
+from jaxvae.runtime import distributed  # noqa: E402
 from launch import common  # noqa: E402
 
 

@@ -16,7 +16,7 @@ from docs.tutorials import common
 from jaxvae import config as config_lib
 from jaxvae.eval import follow
 from jaxvae.train import train_and_evaluate
-from jaxvae.train.metrics import read_jsonl
+from jaxvae.runtime.metrics import read_jsonl
 
 NAME = "scaling"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

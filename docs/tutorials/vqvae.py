@@ -15,7 +15,7 @@ from docs.tutorials import common
 from jaxvae import data as data_lib
 from jaxvae.eval.sample import load_trained
 from jaxvae.models.vq_quantizer import perplexity
-from jaxvae.train import images
+from jaxvae.runtime import images
 from jaxvae.train import train_and_evaluate
 
 NAME = "vqvae"

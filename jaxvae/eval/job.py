@@ -12,7 +12,6 @@ warning. With several processes, process 0 decides what to evaluate next and tel
 they never disagree about the file system.
 """
 
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +21,9 @@ from etils import epath
 from jaxvae import config as config_lib
 from jaxvae.errors import UserError
 from jaxvae.eval import log_likelihood as ll
-from jaxvae.train import checkpoint as checkpoint_lib
+from jaxvae.runtime import checkpoint as checkpoint_lib
+from jaxvae.runtime import distributed
+from jaxvae.runtime import workdir as workdir_lib
 
 _NOTHING = -1
 
@@ -42,7 +43,7 @@ def _open_checkpoints(workdir: str, attempts: int = 5) -> checkpoint_lib.Checkpo
 
 def _finalized_steps(workdir: str) -> list[int]:
   """The steps Orbax lists as complete (never its temporary, half-written directories)."""
-  if not epath.Path(workdir, "checkpoints").is_dir():
+  if not epath.Path(workdir_lib.checkpoints_dir(workdir)).is_dir():
     return []
   checkpoints = _open_checkpoints(workdir)
   try:
@@ -82,7 +83,7 @@ def follow(workdir: str, *, split: str | None = None,
     raise UserError(f"--poll_seconds must be positive, got {poll_seconds}")
   if timeout_seconds is not None and timeout_seconds <= 0:
     raise UserError(f"--timeout must be positive, got {timeout_seconds}")
-  config_path = os.path.join(workdir, "config.json")
+  config_path = workdir_lib.config_path(workdir)
   last_progress = time.monotonic()
 
   def wait(what: str) -> None:
@@ -91,7 +92,7 @@ def follow(workdir: str, *, split: str | None = None,
                       f"trainer running? Raise --timeout to wait longer")
     sleep(poll_seconds)
 
-  while not ll.agree(int(epath.Path(config_path).exists())):
+  while not distributed.agree(int(epath.Path(config_path).exists())):
     wait("a config.json")
   try:
     config = config_lib.load_config(config_path)
@@ -102,10 +103,10 @@ def follow(workdir: str, *, split: str | None = None,
   final_step = config.train.num_steps
   done, skipped = [], set()
   while True:
-    final_step = ll.agree(_final_step(config_path, final_step))
+    final_step = distributed.agree(_final_step(config_path, final_step))
     # Every process lists (Orbax's manager synchronizes processes); process 0's choice counts.
     pending = [s for s in _finalized_steps(workdir) if s not in skipped and s not in done]
-    step = ll.agree(pending[0] if pending else _NOTHING)
+    step = distributed.agree(pending[0] if pending else _NOTHING)
     if step == _NOTHING:
       if final_step in done or final_step in skipped:
         return done
@@ -134,7 +135,7 @@ def _evaluate_if_present(evaluator: ll.Evaluator, workdir: str, step: int, verbo
     ll.evaluate_step(evaluator, checkpoints, workdir, step, verbose)
     return True
   except Exception as e:
-    if ll.agree(int(_vanished(workdir, step))):
+    if distributed.agree(int(_vanished(workdir, step))):
       if verbose:
         print(f"step {step}: skipped, its checkpoint was deleted (by the trainer's keep-last-N "
               f"policy) before it could be read", flush=True)

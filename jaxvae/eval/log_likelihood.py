@@ -15,7 +15,6 @@ Results go to `WORKDIR/eval/log_likelihood.jsonl` (one line per (checkpoint, spl
 """
 
 import math
-import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -30,20 +29,14 @@ from jaxvae import losses
 from jaxvae.errors import UserError
 from jaxvae.eval import posterior as posterior_lib
 from jaxvae.models import build_model
-from jaxvae.train import checkpoint as checkpoint_lib
-from jaxvae.train import mesh as mesh_lib
-from jaxvae.train.metrics import MetricWriter, read_jsonl
+from jaxvae.runtime import checkpoint as checkpoint_lib
+from jaxvae.runtime import distributed
+from jaxvae.runtime import mesh as mesh_lib
+from jaxvae.runtime import workdir as workdir_lib
+from jaxvae.runtime.metrics import MetricWriter, read_jsonl
 from jaxvae.train.state import abstract_params
 
 _REFINE_KEY_ID = 2**32 - 1  # Refinement draws use the key of this (nonexistent) example id.
-
-
-def eval_path(workdir: str) -> str:
-  return os.path.join(workdir, "eval", "log_likelihood.jsonl")
-
-
-def diagnostics_path(workdir: str) -> str:
-  return os.path.join(workdir, "eval", "diagnostics.jsonl")
 
 
 def resolve_num_samples(eval_config: ml_collections.ConfigDict,
@@ -59,16 +52,6 @@ def resolve_num_samples(eval_config: ml_collections.ConfigDict,
   if not wanted or any(not isinstance(k, int) or k <= 0 for k in wanted):
     raise UserError(f"--num_samples must be positive integers, got {num_samples}")
   return tuple(sorted(wanted))
-
-
-def agree(value: int) -> int:
-  """Process 0's `value` on every process, so that decisions taken from files (the ledger, the
-  checkpoint listing) are the same everywhere and every process joins the same computations."""
-  if jax.process_count() == 1:
-    return value
-  from jax.experimental import multihost_utils
-
-  return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
 
 
 def _ledger_key(record: dict) -> tuple:
@@ -211,13 +194,15 @@ def evaluate_step(evaluator: Evaluator, checkpoints: checkpoint_lib.Checkpoints,
   Writes the new records (and the step's diagnostics) to `WORKDIR/eval/*.jsonl` and TensorBoard.
   """
   wanted = {(step, evaluator.split, k, evaluator.refine_steps): k for k in evaluator.num_samples}
-  done = {_ledger_key(r): r for r in read_jsonl(eval_path(workdir)) if _ledger_key(r) in wanted}
-  if agree(int(len(done) < len(wanted))):
+  done = {_ledger_key(r): r for r in read_jsonl(workdir_lib.eval_path(workdir))
+          if _ledger_key(r) in wanted}
+  if distributed.agree(int(len(done) < len(wanted))):
     params = evaluator.restore(checkpoints, step)
     start = time.perf_counter()
     results = evaluator.run(params)
     seconds = time.perf_counter() - start
-    writer = MetricWriter(eval_path(workdir), os.path.join(workdir, "tensorboard", "eval"))
+    writer = MetricWriter(workdir_lib.eval_path(workdir),
+                          workdir_lib.tensorboard_dir(workdir, "eval"))
     for record in evaluator.records(step, results, seconds):
       if _ledger_key(record) not in done:
         done[_ledger_key(record)] = record
@@ -226,9 +211,9 @@ def evaluate_step(evaluator: Evaluator, checkpoints: checkpoint_lib.Checkpoints,
     writer.close()
     diagnostics = evaluator.diagnostics(step, results)  # They do not depend on K: once a step.
     if not any((r["step"], r["split"]) == (step, evaluator.split)
-               for r in read_jsonl(diagnostics_path(workdir))):
-      writer = MetricWriter(diagnostics_path(workdir),
-                            os.path.join(workdir, "tensorboard", "eval"))
+               for r in read_jsonl(workdir_lib.diagnostics_path(workdir))):
+      writer = MetricWriter(workdir_lib.diagnostics_path(workdir),
+                            workdir_lib.tensorboard_dir(workdir, "eval"))
       writer.write(step, {k: v for k, v in diagnostics.items() if k != "step"},
                    tag_prefix=f"{evaluator.split}/diagnostics/")
       writer.close()

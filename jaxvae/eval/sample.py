@@ -6,7 +6,7 @@
     traversals       one row per latent dimension (the first `num`) of test image `images[0]`,
                      that dimension swept over [-radius, radius]
 
-The grids themselves are `jaxvae.train.images`, the same the trainer writes during training.
+The grids themselves are `jaxvae.runtime.images`, the same the trainer writes during training.
 """
 
 import os
@@ -18,9 +18,9 @@ from jaxvae import config as config_lib
 from jaxvae import data as data_lib
 from jaxvae.errors import UserError
 from jaxvae.models import build_model
-from jaxvae.train import checkpoint as checkpoint_lib
-from jaxvae.train import images as images_lib
-from jaxvae.train import mesh as mesh_lib
+from jaxvae.runtime import checkpoint as checkpoint_lib
+from jaxvae.runtime import images as images_lib
+from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.train.state import abstract_params
 
 KINDS = ("samples", "reconstructions", "interpolations", "traversals")

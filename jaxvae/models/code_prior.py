@@ -125,7 +125,7 @@ def load_first_stage(workdir: str, data_shape: tuple[int, ...]) -> FrozenStage:
   from jaxvae import data as data_lib
   from jaxvae.errors import UserError
   from jaxvae.models import build_model
-  from jaxvae.train import checkpoint as checkpoint_lib
+  from jaxvae.runtime import checkpoint as checkpoint_lib
   from jaxvae.train.state import abstract_params
 
   config = config_lib.load_config(os.path.join(workdir, "config.json"))

@@ -1,7 +1,6 @@
 """The one trainer: `train_and_evaluate(config, workdir)`."""
 
 import json
-import os
 import signal
 import threading
 import time
@@ -16,11 +15,12 @@ from jaxvae import config as config_lib
 from jaxvae import data as data_lib
 from jaxvae.errors import UserError
 from jaxvae.models import build_model
-from jaxvae.train import checkpoint as checkpoint_lib
-from jaxvae.train import mesh as mesh_lib
+from jaxvae.runtime import checkpoint as checkpoint_lib
+from jaxvae.runtime import mesh as mesh_lib
+from jaxvae.runtime import workdir as workdir_lib
+from jaxvae.runtime.images import make_image_writer
+from jaxvae.runtime.metrics import MetricWriter
 from jaxvae.train import state as state_lib
-from jaxvae.train.images import make_image_writer
-from jaxvae.train.metrics import MetricWriter
 from jaxvae.train.progress import Progress
 
 # Keys that may change when a run is resumed; any other change means a different experiment.
@@ -46,8 +46,8 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   path = epath.Path(workdir)  # Local or gs://.
   if path.exists() and not path.is_dir():
     raise UserError(f"--workdir={workdir} is a file; give a directory (it is created if missing)")
-  config_path = os.path.join(workdir, "config.json")
-  checkpoints = path / "checkpoints"
+  config_path = workdir_lib.config_path(workdir)
+  checkpoints = epath.Path(workdir_lib.checkpoints_dir(workdir))
   if checkpoints.exists() and not checkpoints.is_dir():
     raise UserError(f"{checkpoints} is a file, where the run keeps its checkpoint directory; move "
                     f"it away or use a new --workdir")
@@ -232,8 +232,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
                                            batches[0], mesh)
   show = _image_writer(model, config, mesh, workdir, eval_data)
   image_every = train.image_every or train.checkpoint_every
-  writer = MetricWriter(os.path.join(workdir, "metrics.jsonl"),
-                        os.path.join(workdir, "tensorboard", "train"))
+  writer = MetricWriter(workdir_lib.train_metrics_path(workdir),
+                        workdir_lib.tensorboard_dir(workdir, "train"))
   local = data_lib.iterate_from(batches, start_step, config.data.num_threads)
   chunks = data_lib.prefetch_to_device(
       _chunks(local, chunk_sizes(start_step, train, steps_per_call)),
@@ -283,7 +283,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
 
 
 def _image_writer(model, config, mesh, workdir: str, eval_split: data_lib.Split):
-  """`show(params, step)`: the image grids of `jaxvae.train.images.make_image_writer` on the first
+  """`show(params, step)`: the image grids of `jaxvae.runtime.images.make_image_writer` on the first
   32 test images; data that are not `[H, W, C]` images (the 1-D toy) get none."""
   if len(eval_split.image_shape) != 3:
     return lambda params, step: None

@@ -10,7 +10,7 @@ import numpy as np
 
 
 def main(out: str, tfds_dir: str, *flags: str) -> None:
-  from jaxvae.train import distributed
+  from jaxvae.runtime import distributed
 
   values = dict(f.lstrip("-").split("=", 1) for f in flags)
   distributed.initialize(values["coordinator_address"], int(values["num_processes"]),
@@ -20,7 +20,7 @@ def main(out: str, tfds_dir: str, *flags: str) -> None:
 
   from jaxvae import data
   from jaxvae.config import get_config
-  from jaxvae.train import mesh as mesh_lib
+  from jaxvae.runtime import mesh as mesh_lib
 
   config = get_config("smoke")
   config.data.data_dir = f"{tfds_dir}/process_{jax.process_index()}"

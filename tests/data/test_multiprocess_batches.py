@@ -3,7 +3,7 @@
 import numpy as np
 
 from jaxvae import data
-from jaxvae.train.distributed import launch_local
+from jaxvae.runtime.distributed import launch_local
 
 
 def test_two_processes_see_the_single_process_batches(tmp_path, smoke_config, tfds_dir):

@@ -12,7 +12,7 @@ from jaxvae.cli import main
 from jaxvae.errors import UserError
 from jaxvae.models import VAE
 from jaxvae.models.hvae import HierarchicalVAE
-from jaxvae.train import images
+from jaxvae.runtime import images
 
 SHAPE, LATENT = (4, 4, 1), 3
 

@@ -21,11 +21,11 @@ from PIL import Image
 from jaxvae import config as config_lib
 from jaxvae.errors import UserError
 from jaxvae.eval import job
-from jaxvae.eval import log_likelihood as ll
-from jaxvae.train import checkpoint as checkpoint_lib
+from jaxvae.runtime import checkpoint as checkpoint_lib
+from jaxvae.runtime import workdir as workdir_lib
 from jaxvae.train import loop
-from jaxvae.train.images import save_image_grid
-from jaxvae.train.metrics import append_text, read_jsonl
+from jaxvae.runtime.images import save_image_grid
+from jaxvae.runtime.metrics import append_text, read_jsonl
 
 RUN = "gs://bucket/runs/vae"
 
@@ -71,7 +71,7 @@ def test_config_and_workdir_check_on_gs(bucket, smoke_config):
 
 
 def test_metrics_and_eval_ledger_on_gs(bucket):
-  ledger = ll.eval_path(RUN)
+  ledger = workdir_lib.eval_path(RUN)
   assert ledger == f"{RUN}/eval/log_likelihood.jsonl" and read_jsonl(ledger) == []
   records = [{"step": 10, "log_px": -80.5}, {"step": 20, "log_px": -79.25}]
   for record in records:

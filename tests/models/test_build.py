@@ -12,7 +12,7 @@ from jaxvae import data
 from jaxvae.errors import UserError
 from jaxvae.models import build_model
 from jaxvae.train import train_and_evaluate
-from jaxvae.train.checkpoint import Checkpoints
+from jaxvae.runtime.checkpoint import Checkpoints
 from jaxvae.train.state import init_params
 
 FAMILIES = {  # Combinations that no config file in configs/ trains.

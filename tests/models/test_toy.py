@@ -13,7 +13,7 @@ from scipy import special, stats
 from jaxvae.data.toy import toy_arrays, toy_log_density
 from jaxvae.models.toy import ToyModel
 from jaxvae.models.toy_plot import COLOURS, save_toy_plot
-from jaxvae.train import checkpoint as checkpoint_lib
+from jaxvae.runtime import checkpoint as checkpoint_lib
 from jaxvae.train import loop
 from jaxvae.train.state import abstract_params
 

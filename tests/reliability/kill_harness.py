@@ -128,7 +128,7 @@ def restore_target(workdir: str):
   from jaxvae.config import load_config
   from jaxvae.data import load_split
   from jaxvae.models import build_model
-  from jaxvae.train import mesh as mesh_lib
+  from jaxvae.runtime import mesh as mesh_lib
   from jaxvae.train import state as state_lib
 
   config = load_config(os.path.join(workdir, "config.json"))
@@ -146,7 +146,7 @@ def equal_states(workdir: str, reference: str, step: int, target) -> bool:
   import jax
   import numpy as np
 
-  from jaxvae.train import Checkpoints
+  from jaxvae.runtime.checkpoint import Checkpoints
 
   a = Checkpoints(workdir, read_only=True).restore(step, target)
   b = Checkpoints(reference, read_only=True).restore(step, target)
@@ -155,7 +155,7 @@ def equal_states(workdir: str, reference: str, step: int, target) -> bool:
 
 
 def _ledger_counts(workdir: str) -> dict[int, int]:
-  from jaxvae.train.metrics import read_jsonl
+  from jaxvae.runtime.metrics import read_jsonl
 
   counts = {}
   for record in read_jsonl(os.path.join(workdir, "eval", "log_likelihood.jsonl")):
@@ -226,7 +226,7 @@ def soak(root: str, data_dir: str, kills: int, seed: int = 0, follow: bool = Fal
   with open(log_path) as f:
     preempted = f.read().count("Preempted (SIGTERM) at step")
   try:
-    from jaxvae.train.metrics import read_jsonl
+    from jaxvae.runtime.metrics import read_jsonl
 
     read_jsonl(os.path.join(workdir, "metrics.jsonl"))
     metrics_ok = True

@@ -13,8 +13,8 @@ import pytest
 from jaxvae.cli import main
 from jaxvae.eval import follow
 from jaxvae.eval import job
-from jaxvae.train import Checkpoints
-from jaxvae.train.checkpoint import UnreadableCheckpoint
+from jaxvae.runtime.checkpoint import Checkpoints
+from jaxvae.runtime.checkpoint import UnreadableCheckpoint
 from kill_harness import restore_target
 
 SMOKE = "--config=configs/digits_vae.py:smoke"

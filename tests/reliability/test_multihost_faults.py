@@ -7,7 +7,8 @@ import signal
 import subprocess
 import time
 
-from jaxvae.train import Checkpoints, distributed
+from jaxvae.runtime import distributed
+from jaxvae.runtime.checkpoint import Checkpoints
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

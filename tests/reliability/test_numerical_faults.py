@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from jaxvae.cli import main
-from jaxvae.train import Checkpoints, loop, train_and_evaluate
-from jaxvae.train.metrics import read_jsonl
+from jaxvae.runtime.checkpoint import Checkpoints
+from jaxvae.train import loop, train_and_evaluate
+from jaxvae.runtime.metrics import read_jsonl
 from kill_harness import restore_target
 
 

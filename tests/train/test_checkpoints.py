@@ -13,10 +13,11 @@ import pytest
 
 from jaxvae.errors import UserError
 from jaxvae.models import VAE, build_model
-from jaxvae.train import Checkpoints, loop, train_and_evaluate
-from jaxvae.train import mesh as mesh_lib
+from jaxvae.runtime.checkpoint import Checkpoints
+from jaxvae.train import loop, train_and_evaluate
+from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.train import state as state_lib
-from jaxvae.train.metrics import read_jsonl
+from jaxvae.runtime.metrics import read_jsonl
 
 _SHAPE = (8, 8, 1)
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -11,8 +11,9 @@ import pytest
 
 from jaxvae.errors import UserError
 from jaxvae.models import build_model
-from jaxvae.train import Checkpoints, distributed, train_and_evaluate
-from jaxvae.train import mesh as mesh_lib
+from jaxvae.runtime import distributed
+from jaxvae.runtime.checkpoint import Checkpoints, train_and_evaluate
+from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.train import state as state_lib
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

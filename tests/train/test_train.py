@@ -10,8 +10,9 @@ import pytest
 from jaxvae import losses
 from jaxvae.errors import UserError
 from jaxvae.models import VAE
-from jaxvae.train import Checkpoints, make_optimizer, train_and_evaluate
-from jaxvae.train import mesh as mesh_lib
+from jaxvae.runtime.checkpoint import Checkpoints
+from jaxvae.train import make_optimizer, train_and_evaluate
+from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.train import state as state_lib
 
 

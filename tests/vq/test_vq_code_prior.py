@@ -13,7 +13,7 @@ import pytest
 from jaxvae.config import get_config
 from jaxvae.eval.sample import sample_to_png
 from jaxvae.models.code_prior import CausalTransformer
-from jaxvae.train import checkpoint as checkpoint_lib
+from jaxvae.runtime import checkpoint as checkpoint_lib
 from jaxvae.train import loop
 
 NUM_CODES, LENGTH = 3, 4

@@ -10,7 +10,7 @@ import pytest
 
 from jaxvae import losses
 from jaxvae.models import vq_quantizer as vq
-from jaxvae.train import mesh as mesh_lib
+from jaxvae.runtime import mesh as mesh_lib
 
 _rng = np.random.default_rng(0)
 N, D = 16, 3

@@ -10,7 +10,6 @@ parameters (call them under `jax.jit`) and return `[N, *data_shape]` image means
 """
 
 import math
-import os
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +19,8 @@ from PIL import Image
 
 from jaxvae.errors import UserError
 from jaxvae.models.vae import VAE
-from jaxvae.train import mesh as mesh_lib
+from jaxvae.runtime import mesh as mesh_lib
+from jaxvae.runtime import workdir as workdir_lib
 
 
 def _decode_mean(module, z: jax.Array, labels: jax.Array | None) -> jax.Array:
@@ -193,10 +193,10 @@ def make_image_writer(model, config, mesh, workdir: str, originals: dict):
       return
     from tensorboardX import SummaryWriter
 
-    tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard", "images"))
+    tensorboard = SummaryWriter(workdir_lib.tensorboard_dir(workdir, "images"))
     for kind, images in grids.items():
       pixels = save_image_grid(to_unit(images.addressable_data(0), config.data.scale),
-                               os.path.join(workdir, "images", f"{kind}_{step:08d}.png"),
+                               workdir_lib.image_path(workdir, kind, step),
                                columns[kind])
       tensorboard.add_image(kind, pixels, step, dataformats="HWC")
     tensorboard.close()

@@ -90,6 +90,19 @@ def stop_when_a_peer_fails():
     os._exit(1)  # Not sys.exit: the shutdown barrier would wait for the dead peer.
 
 
+def agree(value: int) -> int:
+  """Process 0's `value` on every process, so that decisions taken from files (a ledger, a
+  checkpoint listing) are the same everywhere and every process joins the same computations."""
+  import jax
+
+  if jax.process_count() == 1:
+    return value
+  import numpy as np
+  from jax.experimental import multihost_utils
+
+  return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
+
+
 def free_port() -> int:
   """A TCP port on localhost that nothing listens on now."""
   with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -28,6 +28,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from jaxvae.errors import UserError
+from jaxvae.runtime import workdir as workdir_lib
 
 _ITEMS = ("params", "opt_state", "meta", "ema_params")
 _META = ("step", "key", "skipped_updates", "consecutive_skips")
@@ -58,7 +59,7 @@ class Checkpoints:
     `max_to_keep`: keep the last N steps (None: all); `keep_every`: also keep multiples of M.
     """
     local = "://" not in workdir  # gs://BUCKET/PATH stays as it is.
-    self.directory = os.path.join(os.path.abspath(workdir) if local else workdir, "checkpoints")
+    self.directory = workdir_lib.checkpoints_dir(os.path.abspath(workdir) if local else workdir)
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, keep_period=keep_every or None,
                                            create=not read_only,
                                            cleanup_tmp_directories=not read_only,
