@@ -25,7 +25,6 @@ def _one_layer():
 
 def get_config(variant: str = ""):
   config = _one_layer().get_config()
-  config.model.kind = "hvae"
   config.model.latent_dims = (100, 50)
   config.model.upper_hidden_sizes = (100, 100)
   config.model.inference = "bottom_up"

@@ -9,18 +9,17 @@ from jaxvae import config as config_lib
 
 
 def get_config(variant: str = ""):
-  config = config_lib.get_config()
+  config = config_lib.get_config(model="vqvae")
   config.data.source = "tfds"
   config.data.name = "celeb_a"
   config.data.binarize = "none"
   config.data.crop = 148
   config.data.resize = 64
   config.data.num_bits = 5
-  config.model.kind = "vqvae"
   config.model.channels = (128, 128, 256)
   config.model.blocks_per_stage = 2
   config.model.activation = "relu"
-  config.model.latent_dim = 64
+  config.model.code_dim = 64
   config.model.num_codes = 512
   config.model.cosine_codes = True
   config.model.likelihood = "discretized_logistic"

@@ -9,15 +9,14 @@ from jaxvae import config as config_lib
 
 
 def get_config(variant: str = ""):
-  config = config_lib.get_config()
+  config = config_lib.get_config(model="vqvae")
   config.data.source = "tfds"
   config.data.name = "cifar10"
   config.data.binarize = "none"
-  config.model.kind = "vqvae"
   config.model.channels = (128, 256)
   config.model.blocks_per_stage = 2
   config.model.activation = "relu"
-  config.model.latent_dim = 64
+  config.model.code_dim = 64
   config.model.num_codes = 512
   config.model.likelihood = "discretized_logistic"
   config.model.num_mixtures = 10

@@ -8,7 +8,6 @@ from jaxvae import config as config_lib
 
 
 def get_config(variant: str = ""):
-  config = config_lib.get_config()
-  config.model.kind = "cvae"
+  config = config_lib.get_config(model="cvae")
   config.model.num_classes = 10
   return config_lib.apply_variant(config, variant)

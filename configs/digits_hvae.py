@@ -11,8 +11,7 @@ from jaxvae import config as config_lib
 
 
 def get_config(variant: str = ""):
-  config = config_lib.get_config()
-  config.model.kind = "hvae"
+  config = config_lib.get_config(model="hvae")
   config.model.latent_dims = (16, 8)
   config.model.upper_hidden_sizes = (128, 128)
   config.train.kl_warmup_steps = 500

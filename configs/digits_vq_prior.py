@@ -11,8 +11,7 @@ from jaxvae import config as config_lib
 
 
 def get_config(variant: str = ""):
-  config = config_lib.get_config()
-  config.model.kind = "vq_prior"
+  config = config_lib.get_config(model="vq_prior")
   config.model.first_stage_workdir = "runs/digits_vqvae"
   config.model.code_prior_layers = 2
   config.model.code_prior_width = 64

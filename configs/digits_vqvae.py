@@ -10,12 +10,11 @@ from jaxvae import config as config_lib
 
 
 def get_config(variant: str = ""):
-  config = config_lib.get_config()
-  config.model.kind = "vqvae"
+  config = config_lib.get_config(model="vqvae")
   config.model.channels = (32,)
   config.model.blocks_per_stage = 1
   config.model.activation = "relu"
-  config.model.latent_dim = 8
+  config.model.code_dim = 8
   config.model.num_codes = 64
   config.model.dead_code_steps = 50
   config.train.num_steps = 3_000

@@ -8,14 +8,13 @@ from jaxvae import config as config_lib
 
 
 def get_config(variant: str = ""):
-  config = config_lib.get_config()
+  config = config_lib.get_config(model="vqvae")
   config.data.source = "tfds"
   config.data.name = "mnist"
-  config.model.kind = "vqvae"
   config.model.channels = (32, 64)
   config.model.blocks_per_stage = 2
   config.model.activation = "relu"
-  config.model.latent_dim = 32
+  config.model.code_dim = 32
   config.model.num_codes = 256
   config.train.batch_size = 128
   config.train.num_steps = 50_000

@@ -11,10 +11,9 @@ from jaxvae import config as config_lib
 
 
 def get_config(variant: str = ""):
-  config = config_lib.get_config()
+  config = config_lib.get_config(model="toy")
   config.data.source = "toy"
   config.data.binarize = "none"
-  config.model.kind = "toy"
   config.train.objective = "exact_elbo"
   config.train.batch_size = 128
   config.train.learning_rate = 0.05

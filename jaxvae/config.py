@@ -5,26 +5,32 @@ keys. `validate` checks a config against this schema and the allowed ranges befo
 Use as a config file: `jaxvae train --config=configs/digits_vae.py:smoke --config.seed=1`.
 """
 
+import difflib
+import json
+
 import ml_collections
 from etils import epath
 
 from jaxvae.errors import UserError
+from jaxvae.models import model_kind
 
 DATA_SOURCES = ("embedded", "tfds", "npz", "folder", "toy")
 BINARIZATIONS = ("dynamic", "static", "none")
 SCALES = ("unit", "symmetric")
-LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic", "categorical256")
-MODEL_KINDS = ("vae", "hvae", "cvae", "toy", "vqvae", "vq_prior")
-NETWORKS = ("mlp", "resnet")
-ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "swish")
-POSTERIORS = ("diag", "full_cov", "mixture", "planar_flow", "iaf")
-PRIORS = ("standard_normal", "mixture", "vamp")
-HVAE_INFERENCE = ("top_down", "bottom_up")
 OBJECTIVES = ("elbo", "iwae", "exact_elbo")
 
 
-def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  """The default config; `variant='smoke'` shrinks it to run in seconds (used by tests)."""
+def model_config(kind: str = "vae") -> ml_collections.ConfigDict:
+  """The `model` section of model kind `kind`: `kind` and that kind's keys with their defaults
+  (`jaxvae.models.registry`); e.g. `config.model = model_config('hvae')` in a config file."""
+  section = ml_collections.ConfigDict({"kind": kind})
+  section.update(model_kind(kind).defaults())
+  return section
+
+
+def get_config(variant: str = "", model: str = "vae") -> ml_collections.ConfigDict:
+  """The default config, with the `model` section of kind `model`; `variant='smoke'` shrinks it
+  to run in seconds (used by tests)."""
   config = ml_collections.ConfigDict()
   config.seed = 0
 
@@ -44,45 +50,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.data.resize = 0  # resize to resize x resize pixels (after the crop); 0: none
   config.data.num_threads = 2
 
-  config.model = ml_collections.ConfigDict()
-  config.model.kind = "vae"  # vae | hvae (hierarchical) | cvae (label-conditional) | toy (1-D)
-  config.model.network = "mlp"  # mlp | resnet (conv; image sides divisible by 2^len(channels))
-  config.model.hidden_sizes = (256, 256)  # mlp: encoder layers (the decoder reverses them);
-  #   resnet: hidden_sizes[-1] is the width of the encoder's last Dense layer
-  config.model.activation = "tanh"  # tanh | relu | elu | gelu | swish
-  config.model.channels = (32, 64)  # resnet: channels per stage; each stage halves the resolution
-  config.model.blocks_per_stage = 1  # resnet: residual blocks per stage
-  config.model.latent_dim = 8  # vae, cvae
-  config.model.latent_dims = (16, 8)  # hvae: latent sizes per layer, bottom (next to x) to top
-  config.model.upper_hidden_sizes = (128, 128)  # hvae: hidden layers of the nets between layers
-  config.model.inference = "top_down"  # hvae: top_down (Ladder VAE) | bottom_up (Burda et al.)
-  config.model.posterior = "diag"  # diag | full_cov | mixture | planar_flow | iaf
-  config.model.num_flows = 2  # planar_flow, iaf: flow steps
-  config.model.num_components = 4  # mixture posterior (equal weights) and mixture prior
-  config.model.prior = "standard_normal"  # standard_normal | mixture | vamp
-  config.model.num_pseudo_inputs = 50  # vamp: learned pseudo-inputs
-  config.model.likelihood = "bernoulli"  # bernoulli | gaussian | discretized_logistic | categorical256
-  config.model.likelihood_scale = 0.0  # gaussian: fixed scale; 0 = learned per-dimension scale
-  config.model.num_mixtures = 5  # discretized_logistic: logistics per pixel
-  config.model.num_bits = 8  # discretized_logistic, categorical256: 2^num_bits pixel levels
-  config.model.num_classes = 10  # cvae: label classes
-  config.model.output_bias = 0.0  # initial decoder output bias, one value for every pixel
-  config.model.output_bias_from_data = False  # bernoulli, mlp: per-pixel logit of the train mean
-  config.model.num_codes = 64  # vqvae: codebook size (model.latent_dim is the code size)
-  config.model.commitment_cost = 0.25  # vqvae: beta of the commitment term |z_e - sg(e)|^2
-  config.model.codebook_update = "ema"  # vqvae: ema (moving averages) | loss (codebook loss term)
-  config.model.codebook_decay = 0.99  # vqvae, ema: decay of the moving averages
-  config.model.codebook_epsilon = 1e-5  # vqvae, ema: Laplace smoothing of the code counts
-  config.model.codebook_init = "kmeans"  # vqvae, ema: random | sample | kmeans (first batch)
-  config.model.dead_code_steps = 100  # vqvae: a code unused for this many steps is dead
-  config.model.restart_dead_codes = True  # vqvae, ema: re-seed dead codes from encoder outputs
-  config.model.cosine_codes = False  # vqvae: L2-normalized codes and encoder outputs
-  config.model.codebook_chunk_size = 0  # vqvae: nearest-code search over chunks of this many
-  #   codes (memory [B * h * w, chunk], for large codebooks); 0 = the whole codebook at once
-  config.model.first_stage_workdir = ""  # vq_prior: workdir of the trained vqvae (frozen)
-  config.model.code_prior_layers = 2  # vq_prior: layers of the causal transformer over codes
-  config.model.code_prior_width = 64  # vq_prior: its width
-  config.model.code_prior_heads = 4  # vq_prior: its attention heads
+  config.model = model_config(model)  # model.kind and that kind's own keys
 
   config.train = ml_collections.ConfigDict()
   config.train.objective = "elbo"  # elbo | iwae
@@ -139,12 +107,13 @@ def apply_variant(config: ml_collections.ConfigDict, variant: str) -> ml_collect
 
 def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Shrinks any config in place to a run of seconds: few steps, small nets, small K."""
-  config.model.hidden_sizes = (32,)
-  config.model.upper_hidden_sizes = (32,)
-  config.model.channels = tuple(min(c, 8) for c in config.model.channels)
-  config.model.blocks_per_stage = 1
-  config.model.latent_dim = min(config.model.latent_dim, 16)
-  config.model.num_pseudo_inputs = min(config.model.num_pseudo_inputs, 10)
+  model = config.model
+  shrink = dict(hidden_sizes=lambda v: (32,), upper_hidden_sizes=lambda v: (32,),
+                channels=lambda v: tuple(min(c, 8) for c in v), blocks_per_stage=lambda v: 1,
+                latent_dim=lambda v: min(v, 16), num_pseudo_inputs=lambda v: min(v, 10))
+  for key, smaller in shrink.items():
+    if key in model:
+      model[key] = smaller(model[key])
   config.train.batch_size = 16
   config.train.num_steps = 20
   config.train.log_every = 5
@@ -159,17 +128,10 @@ _CHOICES = {
     "data.source": DATA_SOURCES,
     "data.binarize": BINARIZATIONS,
     "data.scale": SCALES,
-    "model.kind": MODEL_KINDS,
-    "model.likelihood": LIKELIHOODS,
-    "model.network": NETWORKS,
-    "model.activation": ACTIVATIONS,
-    "model.posterior": POSTERIORS,
-    "model.prior": PRIORS,
-    "model.inference": HVAE_INFERENCE,
     "train.objective": OBJECTIVES,
 }
 _POSITIVE = (
-    "data.num_threads", "model.latent_dim", "train.num_samples", "train.batch_size",
+    "data.num_threads", "train.num_samples", "train.batch_size",
     "train.num_steps", "train.learning_rate", "train.log_every", "train.checkpoint_every",
     "train.keep_checkpoints", "eval.num_samples", "eval.chunk_size", "eval.batch_size",
     "eval.refine_num_samples", "eval.refine_learning_rate",
@@ -186,14 +148,30 @@ def _flatten(config, prefix=""):
       yield f"{prefix}{key}", value
 
 
+def _unknown_key(key: str, schema: dict, kind: str) -> UserError:
+  """The error for `key`, which `schema` lacks: the closest known key, or the section's keys."""
+  section = key.rsplit(".", 1)[0]
+  known = [k for k in schema if k.rsplit(".", 1)[0] == section]
+  close = difflib.get_close_matches(key, known, n=1)
+  hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
+  if section == "model":
+    hint += (f" (the model section holds model.kind={kind!r}'s keys; for another kind start "
+             f"from its section, config.model = jaxvae.config.model_config(KIND))")
+  return UserError(f"unknown config key '{key}'; {hint}")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises `UserError` naming the first key that is unknown, of the wrong type or out of range."""
-  schema = dict(_flatten(get_config()))
+  """Raises `UserError` naming the first key that is unknown, of the wrong type or out of range;
+  the `model` section is checked against its kind's keys and by its kind's own validation."""
+  if not isinstance(config.get("model"), ml_collections.ConfigDict) or "kind" not in config.model:
+    raise UserError("config key 'model.kind' is missing; start config files from "
+                    "jaxvae.config.get_config()")
+  kind = model_kind(config.model.kind)
+  schema = dict(_flatten(get_config(model=config.model.kind)))
   values = dict(_flatten(config))
   for key, value in values.items():
     if key not in schema:
-      raise UserError(f"unknown config key '{key}'; known keys under its section: "
-                      f"{', '.join(k for k in schema if k.rsplit('.', 1)[0] == key.rsplit('.', 1)[0])}")
+      raise _unknown_key(key, schema, config.model.kind)
     expected = type(schema[key])
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if expected is float:
@@ -213,10 +191,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in _NON_NEGATIVE:
     if values[key] < 0:
       raise UserError(f"config key '{key}' must be >= 0, got {values[key]!r}")
-  if not values["model.hidden_sizes"] or any(
-      not isinstance(h, int) or h <= 0 for h in values["model.hidden_sizes"]):
-    raise UserError(f"config key 'model.hidden_sizes' must be a non-empty tuple of positive ints, "
-                    f"got {values['model.hidden_sizes']!r}")
   if any(not isinstance(k, int) or isinstance(k, bool) or k <= 0
          for k in values["eval.nested_num_samples"]):
     raise UserError(f"config key 'eval.nested_num_samples' must be a tuple of positive ints, got "
@@ -228,7 +202,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
                                             values["data.scale"] != "unit"):
     raise UserError("binarized data are {0, 1}: with data.binarize set, use data.dequantize=False "
                     "and data.scale='unit' (or set data.binarize='none')")
-  _validate_model(values)
+  section = ml_collections.ConfigDict({k: v for k, v in config.model.items() if k != "kind"})
+  kind.validate(section, config)
   if values["data.source"] == "toy" and values["data.binarize"] != "none":
     raise UserError("the toy data are real-valued: set data.binarize='none'")
   if values["data.source"] in ("npz", "folder") and not values["data.path"]:
@@ -269,11 +244,9 @@ def _validate_train(values: dict) -> None:
     raise UserError(f"config key 'train.image_every' must be 0 (with each checkpoint) or a "
                     f"multiple of train.log_every={values['train.log_every']}, got "
                     f"{values['train.image_every']}")
-  if values["train.image_temperature"] < 0 or (values["train.image_temperature"] != 1 and (
-      values["model.kind"] not in ("vae", "cvae") or values["model.prior"] != "standard_normal")):
-    raise UserError(f"config key 'train.image_temperature' must be >= 0, and other than 1 only "
-                    f"for model.kind 'vae' or 'cvae' with model.prior='standard_normal' (it scales "
-                    f"N(0, I) noise); got {values['train.image_temperature']}")
+  if values["train.image_temperature"] < 0:
+    raise UserError(f"config key 'train.image_temperature' must be >= 0, got "
+                    f"{values['train.image_temperature']}")
   if values["train.beta"] < 0 or values["train.kl_warmup_steps"] < 0:
     raise UserError(f"config keys 'train.beta' and 'train.kl_warmup_steps' must be >= 0, got "
                     f"{values['train.beta']} and {values['train.kl_warmup_steps']}")
@@ -286,90 +259,6 @@ def _validate_train(values: dict) -> None:
                     f"train.accumulate_steps={values['train.accumulate_steps']}")
 
 
-def _validate_model(values: dict) -> None:
-  """The `model` section's ranges and the combinations of model, data and objective that work."""
-  for key in ("model.num_flows", "model.num_components", "model.num_pseudo_inputs",
-              "model.num_mixtures", "model.num_classes", "model.blocks_per_stage"):
-    if not values[key] > 0:
-      raise UserError(f"config key '{key}' must be positive, got {values[key]!r}")
-  for key in ("model.latent_dims", "model.upper_hidden_sizes", "model.channels"):
-    if not values[key] or any(not isinstance(v, int) or v <= 0 for v in values[key]):
-      raise UserError(f"config key '{key}' must be a non-empty tuple of positive ints, "
-                      f"got {values[key]!r}")
-  if values["model.likelihood_scale"] < 0:
-    raise UserError(f"config key 'model.likelihood_scale' must be >= 0 (0 = learned), got "
-                    f"{values['model.likelihood_scale']!r}")
-  if not 1 <= values["model.num_bits"] <= 8:
-    raise UserError(f"config key 'model.num_bits' must be in 1..8, got {values['model.num_bits']}")
-  kind = values["model.kind"]
-  if kind == "hvae" and len(values["model.latent_dims"]) < 2:
-    raise UserError("model.kind='hvae' needs at least two stochastic layers: set "
-                    "model.latent_dims to a tuple of two or more sizes")
-  if kind == "hvae" and (values["model.posterior"], values["model.prior"]) != (
-      "diag", "standard_normal"):
-    raise UserError("model.kind='hvae' builds its own top-down posterior and prior: set "
-                    "model.posterior='diag' and model.prior='standard_normal'")
-  if values["model.prior"] == "vamp" and values["model.posterior"] in ("planar_flow", "iaf"):
-    raise UserError("model.prior='vamp' evaluates q(z | pseudo-input) in closed form: use "
-                    "model.posterior diag, full_cov or mixture with it")
-  if values["model.prior"] == "vamp" and kind == "cvae":
-    raise UserError("model.prior='vamp' is not available for model.kind='cvae' (its pseudo-inputs "
-                    "have no labels): use model.prior='standard_normal' or 'mixture'")
-  if kind == "toy" and values["data.source"] != "toy":
-    raise UserError("model.kind='toy' models the 1-D toy data: set data.source='toy'")
-  if (kind == "toy") != (values["train.objective"] == "exact_elbo"):
-    raise UserError("train.objective='exact_elbo' (enumeration over z) is the toy model's "
-                    "objective: use it exactly when model.kind='toy'")
-  if kind in ("vqvae", "vq_prior"):
-    _validate_vq(values)
-  if values["model.output_bias_from_data"] and not (
-      kind in ("vae", "cvae", "hvae") and values["model.network"] == "mlp"
-      and values["model.likelihood"] == "bernoulli"):
-    raise UserError("model.output_bias_from_data=True sets one Bernoulli logit per pixel, which "
-                    "needs model.kind vae, cvae or hvae with model.network='mlp' and "
-                    "model.likelihood='bernoulli'; set it to False (model.output_bias sets one "
-                    "value for all pixels)")
-  if (values["model.likelihood"] in ("discretized_logistic", "categorical256")
-      and values["data.num_bits"] and values["data.num_bits"] != values["model.num_bits"]):
-    raise UserError(f"data.num_bits={values['data.num_bits']} but model.num_bits="
-                    f"{values['model.num_bits']}: the likelihood's pixel levels must be the data's; "
-                    f"set both to the same value")
-
-
-def _validate_vq(values: dict) -> None:
-  """The VQ-VAE's and its code prior's keys."""
-  for key, choices in (("model.codebook_update", ("ema", "loss")),
-                       ("model.codebook_init", ("random", "sample", "kmeans"))):
-    if values[key] not in choices:
-      raise UserError(f"config key '{key}' is {values[key]!r}; choose one of {', '.join(choices)}")
-  for key in ("model.num_codes", "model.dead_code_steps", "model.codebook_epsilon",
-              "model.code_prior_layers", "model.code_prior_width", "model.code_prior_heads"):
-    if not values[key] > 0:
-      raise UserError(f"config key '{key}' must be positive, got {values[key]!r}")
-  if values["model.commitment_cost"] < 0 or not 0 < values["model.codebook_decay"] < 1:
-    raise UserError(f"config keys 'model.commitment_cost' (>= 0) and 'model.codebook_decay' (in "
-                    f"(0, 1)) are {values['model.commitment_cost']!r} and "
-                    f"{values['model.codebook_decay']!r}")
-  chunk = values["model.codebook_chunk_size"]
-  if chunk < 0 or (chunk and values["model.num_codes"] % chunk):
-    raise UserError(f"config key 'model.codebook_chunk_size' must be 0 (whole codebook) or divide "
-                    f"model.num_codes={values['model.num_codes']}, got {chunk}")
-  if values["model.code_prior_width"] % values["model.code_prior_heads"]:
-    raise UserError(f"model.code_prior_width={values['model.code_prior_width']} must be divisible "
-                    f"by model.code_prior_heads={values['model.code_prior_heads']}")
-  if values["model.codebook_update"] == "loss" and (
-      values["model.restart_dead_codes"] or values["model.codebook_init"] != "random"):
-    raise UserError("model.codebook_update='loss' trains the codebook by gradient; data "
-                    "initialization and dead-code restarts need 'ema': set "
-                    "model.codebook_init='random' and model.restart_dead_codes=False, or use 'ema'")
-  if values["train.accumulate_steps"] != 1:
-    raise UserError("the VQ-VAE's codebook statistics are those of the whole batch: use "
-                    "train.accumulate_steps=1 with model.kind 'vqvae' or 'vq_prior'")
-  if values["model.kind"] == "vq_prior" and not values["model.first_stage_workdir"]:
-    raise UserError("model.kind='vq_prior' learns a prior over the codes of a trained VQ-VAE: set "
-                    "model.first_stage_workdir to that run's --workdir")
-
-
 def save_config(config: ml_collections.ConfigDict, path: str) -> None:
   """Writes the resolved config as JSON (tuples become lists); `path` may be local or gs://.
   Written to a temporary file and renamed, so a killed process never leaves a half-written one."""
@@ -378,12 +267,24 @@ def save_config(config: ml_collections.ConfigDict, path: str) -> None:
   temporary.replace(path)
 
 
-def load_config(path: str) -> ml_collections.ConfigDict:
-  """The config saved by `save_config`, validated, with lists turned back into tuples."""
-  import json
+def migrate(values: dict) -> dict:
+  """A saved config (JSON values) in the current layout. Configs saved before the model section
+  held one kind's keys carry every kind's keys under `model`: they keep their kind's keys, and the
+  VQ-VAE's code size, once `model.latent_dim`, becomes `model.code_dim`."""
+  model = values.get("model", {})
+  if "codebook_update" in model and "inference" in model:  # The old layout: all kinds' keys.
+    renames = {"vqvae": {"code_dim": "latent_dim"}}.get(model.get("kind"), {})
+    keys = [k for k in model_config(model.get("kind", "vae")) if k != "kind"]
+    values = {**values, "model": {"kind": model["kind"],
+                                  **{k: model[renames.get(k, k)] for k in keys}}}
+  return values
 
+
+def load_config(path: str) -> ml_collections.ConfigDict:
+  """The config saved by `save_config` (`migrate`d), validated, with lists turned back into
+  tuples."""
   try:
-    values = json.loads(epath.Path(path).read_text())
+    values = migrate(json.loads(epath.Path(path).read_text()))
   except (OSError, json.JSONDecodeError) as e:
     raise UserError(f"cannot read the run's config {path} ({e}); is this a jaxvae workdir?") from None
 
@@ -398,6 +299,6 @@ def load_config(path: str) -> ml_collections.ConfigDict:
       config[key] = value
     return config
 
-  config = restore(get_config(), values)
+  config = restore(get_config(model=values.get("model", {}).get("kind", "vae")), values)
   validate(config)
   return config

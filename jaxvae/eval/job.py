@@ -65,12 +65,13 @@ def _vanished(workdir: str, step: int, waits: tuple[float, ...] = (0, 0.2, 0.5, 
 def follow(workdir: str, *, split: str | None = None,
            num_samples: int | Sequence[int] | None = None, refine_steps: int | None = None,
            poll_seconds: float = 10.0, timeout_seconds: float | None = None,
-           verbose: bool = True, sleep: Callable[[float], None] = time.sleep) -> list[int]:
+           verbose: bool = True, sleep: Callable[[float], None] = time.sleep,
+           model=None) -> list[int]:
   """Evaluates each new checkpoint of `workdir` once, until the final one; returns the steps done.
 
   Args:
     workdir: the run directory the trainer writes (it may not exist yet).
-    split, num_samples, refine_steps: as in `jaxvae.eval.evaluate`.
+    split, num_samples, refine_steps, model: as in `jaxvae.eval.evaluate`.
     poll_seconds: how often to look for new checkpoints.
     timeout_seconds: give up (a `UserError`) after this long without a new checkpoint; None waits
       for ever.
@@ -99,7 +100,7 @@ def follow(workdir: str, *, split: str | None = None,
   except UserError:  # The trainer may be writing it right now: one more look, then the error.
     sleep(poll_seconds)
     config = config_lib.load_config(config_path)
-  evaluator = ll.Evaluator(config, split, num_samples, refine_steps)
+  evaluator = ll.Evaluator(config, split, num_samples, refine_steps, model)
   final_step = config.train.num_steps
   done, skipped = [], set()
   while True:

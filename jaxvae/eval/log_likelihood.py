@@ -28,13 +28,13 @@ from jaxvae import data as data_lib
 from jaxvae import losses
 from jaxvae.errors import UserError
 from jaxvae.eval import posterior as posterior_lib
-from jaxvae.models import build_model
+from jaxvae.models import interface
 from jaxvae.runtime import checkpoint as checkpoint_lib
 from jaxvae.runtime import distributed
 from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.runtime import workdir as workdir_lib
 from jaxvae.runtime.metrics import MetricWriter, read_jsonl
-from jaxvae.train.state import abstract_params
+from jaxvae.runtime.trained import abstract_variables, build_model
 
 _REFINE_KEY_ID = 2**32 - 1  # Refinement draws use the key of this (nonexistent) example id.
 
@@ -68,7 +68,7 @@ class Evaluator:
   def __init__(self, config: ml_collections.ConfigDict, split: str | None = None,
                num_samples: int | Sequence[int] | None = None, refine_steps: int | None = None,
                model: Any = None):
-    """`model`: default `build_model(config.model, ...)`; any module with the one interface."""
+    """`model`: default the one `config.model` names; any module with the model interface."""
     self.config = config
     self.split = split or config.data.eval_split
     self.num_samples = resolve_num_samples(config.eval, num_samples)
@@ -78,62 +78,58 @@ class Evaluator:
     self.mesh = mesh_lib.make_mesh(config.train.num_devices)
     mesh_lib.check_divisible(config.eval.batch_size, self.mesh, "eval.batch_size")
     self.data = data_lib.load_split(config.data, self.split)
+    if model is not None:
+      interface.check_model(model)
     self.model = model or build_model(config.model, self.data.image_shape)
-    self.abstract_params = abstract_params(self.model, self.data.image_shape,
-                                           mesh_lib.replicated(self.mesh))
-    example = jax.ShapeDtypeStruct((config.eval.batch_size,) + tuple(self.data.image_shape),
-                                   jnp.float32)
-    self.posterior_problem = posterior_lib.gaussian_posterior_problem(
-        self.model, self.abstract_params, example,
-        jax.ShapeDtypeStruct((config.eval.batch_size,), jnp.int32))
-    if self.refine_steps and self.posterior_problem:
-      raise UserError(f"--refine_steps needs a diagonal Gaussian posterior: "
-                      f"{self.posterior_problem}; use --refine_steps=0 for this model")
+    self.abstract_variables = abstract_variables(self.model, self.data.image_shape,
+                                                 mesh_lib.replicated(self.mesh))
+    self.posterior_problem = posterior_lib.posterior_problem(self.model, interface.FACTORIZED_KL)
+    refine_problem = posterior_lib.posterior_problem(self.model, interface.POSTERIOR_PARAMETERS)
+    if self.refine_steps and refine_problem:
+      raise UserError(f"--refine_steps needs the posterior's parameters: {refine_problem}; use "
+                      f"--refine_steps=0 for this model")
     batch_sharding = mesh_lib.batch_sharding(self.mesh)
     self._estimate = jax.jit(self._estimate_batch, in_shardings=(
         mesh_lib.replicated(self.mesh),) + (batch_sharding,) * 4,
         out_shardings=mesh_lib.replicated(self.mesh))
 
-  def _estimate_batch(self, params: Any, x: jax.Array, labels: jax.Array, ids: jax.Array,
+  def _estimate_batch(self, variables: dict, x: jax.Array, labels: jax.Array, ids: jax.Array,
                       mask: jax.Array) -> dict:
     """Per-example results of one global batch `[B]`: bounds `[B, J]` for the J values of K."""
     model, cfg = self.model, self.config.eval
     root = jax.random.key(cfg.seed)
     example_keys = jax.vmap(jax.random.fold_in, (None, 0))(root, ids)
 
+    labels = interface.labels_for(model, labels)
+
     def log_weights(keys, posterior=None):
-      apply = lambda: model.apply({"params": params}, x, keys, labels,  # noqa: E731
-                                  method=model.log_weights).values
-      if posterior is None:
-        return apply()
-      with posterior_lib.with_posterior(posterior):
-        return apply()
+      extra = () if posterior is None else (posterior,)
+      return model.apply(variables, x, keys, labels, *extra, method=model.log_weights).values
 
     log_px, elbo = losses.chunked_iwae_bound(log_weights, example_keys, self.num_samples,
                                              cfg.chunk_size)
     out = {"id": ids, "mask": mask, "log_px": log_px.T, "elbo": elbo.T}
     if self.posterior_problem is None:
-      mean, log_var = posterior_lib.encode(model, params, x, labels)
-      out["posterior_mean"] = mean
-      out["kl_per_dim"] = posterior_lib.kl_per_dimension(mean, log_var)
-      if self.refine_steps:
-        refine_keys = jax.vmap(jax.random.fold_in, (None, 0))(
-            jax.random.fold_in(root, jnp.uint32(_REFINE_KEY_ID)), ids)
-        refined = posterior_lib.refine_posterior(
-            lambda post, keys: log_weights(keys, post), (mean, log_var), refine_keys,
-            num_steps=self.refine_steps, num_samples=cfg.refine_num_samples,
-            learning_rate=cfg.refine_learning_rate)
-        refined_log_px, refined_elbo = losses.chunked_iwae_bound(
-            lambda keys: log_weights(keys, refined), example_keys, self.num_samples,
-            cfg.chunk_size)
-        out["refined_log_px"], out["refined_elbo"] = refined_log_px.T, refined_elbo.T
+      out["posterior_mean"], out["kl_per_dim"] = model.apply(
+          variables, x, labels, method=model.kl_per_dimension)
+    if self.refine_steps:
+      refine_keys = jax.vmap(jax.random.fold_in, (None, 0))(
+          jax.random.fold_in(root, jnp.uint32(_REFINE_KEY_ID)), ids)
+      posterior = model.apply(variables, x, labels, method=model.posterior_parameters)
+      refined = posterior_lib.refine_posterior(
+          lambda post, keys: log_weights(keys, post), posterior, refine_keys,
+          num_steps=self.refine_steps, num_samples=cfg.refine_num_samples,
+          learning_rate=cfg.refine_learning_rate)
+      refined_log_px, refined_elbo = losses.chunked_iwae_bound(
+          lambda keys: log_weights(keys, refined), example_keys, self.num_samples, cfg.chunk_size)
+      out["refined_log_px"], out["refined_elbo"] = refined_log_px.T, refined_elbo.T
     return out
 
-  def restore(self, checkpoints: checkpoint_lib.Checkpoints, step: int) -> Any:
-    """The parameters of checkpoint `step` (only the parameters: no optimizer state is read)."""
-    return checkpoints.restore_params(step, self.abstract_params)
+  def restore(self, checkpoints: checkpoint_lib.Checkpoints, step: int) -> dict:
+    """The model's variables at checkpoint `step` (no optimizer state is read)."""
+    return checkpoints.restore_variables(step, self.abstract_variables)
 
-  def run(self, params: Any) -> dict[str, np.ndarray]:
+  def run(self, variables: dict) -> dict[str, np.ndarray]:
     """Per-example results over the whole split, in example order, as float64 NumPy arrays.
 
     `log_px`, `elbo` (and `refined_*`) are `[N, J]`; `posterior_mean`, `kl_per_dim` `[N, L]`.
@@ -142,7 +138,7 @@ class Evaluator:
     with jax.default_matmul_precision("highest"):
       for local in data_lib.eval_batches(self.config, self.data, self.config.eval.batch_size):
         batch = mesh_lib.global_batch(local, self.mesh)
-        parts.append(self._estimate(params, batch["image"], batch["label"], batch["id"],
+        parts.append(self._estimate(variables, batch["image"], batch["label"], batch["id"],
                                     batch["mask"]))
     # Outputs are replicated, so every process holds all of them.
     parts = [jax.tree.map(np.asarray, p) for p in parts]
@@ -197,9 +193,9 @@ def evaluate_step(evaluator: Evaluator, checkpoints: checkpoint_lib.Checkpoints,
   done = {_ledger_key(r): r for r in read_jsonl(workdir_lib.eval_path(workdir))
           if _ledger_key(r) in wanted}
   if distributed.agree(int(len(done) < len(wanted))):
-    params = evaluator.restore(checkpoints, step)
+    variables = evaluator.restore(checkpoints, step)
     start = time.perf_counter()
-    results = evaluator.run(params)
+    results = evaluator.run(variables)
     seconds = time.perf_counter() - start
     writer = MetricWriter(workdir_lib.eval_path(workdir),
                           workdir_lib.tensorboard_dir(workdir, "eval"))
@@ -228,7 +224,8 @@ def evaluate_step(evaluator: Evaluator, checkpoints: checkpoint_lib.Checkpoints,
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = None,
              split: str | None = None, num_samples: int | Sequence[int] | None = None,
-             refine_steps: int | None = None, verbose: bool = True) -> dict:
+             refine_steps: int | None = None, verbose: bool = True,
+             model: Any = None) -> dict:
   """Estimates log p(x) on `split` at checkpoint `step` (default: latest) and records it.
 
   Args:
@@ -240,6 +237,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *, step: int | Non
       default `config.eval.nested_num_samples` and `config.eval.num_samples`.
     refine_steps: per-example posterior refinement steps (default `config.eval.refine_steps`);
       records then also hold `refined_log_px`, `refined_elbo` and `amortization_gap`.
+    model: the model, default the one `config.model` names (any module with the interface).
 
   Appends one line `{step, split, num_samples, num_examples, log_px, log_px_stderr, elbo, gap,
   bits_per_dim, seconds, refine_steps}` per K to `WORKDIR/eval/log_likelihood.jsonl` (`seconds`:
@@ -248,7 +246,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *, step: int | Non
   Example:
     >>> evaluate(config, "runs/digits", num_samples=(1, 10, 100, 1000, 5000))["log_px"]
   """
-  evaluator = Evaluator(config, split, num_samples, refine_steps)
+  evaluator = Evaluator(config, split, num_samples, refine_steps, model)
   checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
   try:
     step = checkpoints.resolve_step(step)

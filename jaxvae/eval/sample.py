@@ -9,24 +9,20 @@
 The grids themselves are `jaxvae.runtime.images`, the same the trainer writes during training.
 """
 
-import os
-
 import jax
 import numpy as np
 
-from jaxvae import config as config_lib
 from jaxvae import data as data_lib
 from jaxvae.errors import UserError
-from jaxvae.models import build_model
-from jaxvae.runtime import checkpoint as checkpoint_lib
+from jaxvae.models import interface
 from jaxvae.runtime import images as images_lib
 from jaxvae.runtime import mesh as mesh_lib
-from jaxvae.train.state import abstract_params
+from jaxvae.runtime.trained import load_trained
 
 KINDS = ("samples", "reconstructions", "interpolations", "traversals")
 
 
-def _check_request(kind: str, num: int, model, config, images: tuple[int, ...], label: int | None,
+def _check_request(kind: str, num: int, model, images: tuple[int, ...], label: int | None,
                    steps: int, radius: float, temperature: float) -> None:
   """Raises `UserError` naming the flag of the first impossible request."""
   if kind not in KINDS:
@@ -34,10 +30,11 @@ def _check_request(kind: str, num: int, model, config, images: tuple[int, ...], 
   if num <= 0:
     raise UserError(f"--num must be positive, got {num}")
   images_lib.check_temperature(model, temperature)
-  if label is not None and (config.model.kind != "cvae" or not 0 <= label < model.num_classes):
-    raise UserError(f"--label={label} needs a conditional model (model.kind='cvae') and a label in "
-                    f"0..{config.model.num_classes - 1}; this run has model.kind="
-                    f"{config.model.kind!r}")
+  if label is not None and not (interface.has(model, interface.LABELS)
+                                and 0 <= label < model.num_classes):
+    classes = (f"a label in 0..{model.num_classes - 1}" if interface.has(model, interface.LABELS)
+               else f"a conditional model (capability LABELS); {type(model).__name__} is not one")
+    raise UserError(f"--label={label} needs {classes}")
   if kind in ("interpolations", "traversals"):
     images_lib.check_latent_grids(model)
     if steps < 2 or radius <= 0:
@@ -47,8 +44,9 @@ def _check_request(kind: str, num: int, model, config, images: tuple[int, ...], 
                       f"pairs of them for interpolations (e.g. --images=0,1,2,3)")
 
 
-def _test_images(config, split: data_lib.Split, count: int) -> dict:
+def _test_images(config, count: int) -> dict:
   """The first `count` images of the eval split with their labels (one process)."""
+  split = data_lib.load_split(config.data, config.data.eval_split)
   if count > len(split.source):
     raise UserError(f"the grid needs test image {count - 1}, but split "
                     f"{config.data.eval_split!r} has {len(split.source)} images")
@@ -56,59 +54,43 @@ def _test_images(config, split: data_lib.Split, count: int) -> dict:
   return {k: batch[k] for k in ("image", "label")}
 
 
-def load_trained(workdir: str, step: int | None = None):
-  """`(config, model, params, split, step)` of checkpoint `step` (default: latest) of the run in
-  `workdir`: its saved config, the model, its parameters (the EMA when the run keeps one),
-  replicated over the devices, and the eval split."""
-  config = config_lib.load_config(os.path.join(workdir, "config.json"))
-  split = data_lib.load_split(config.data, config.data.eval_split)
-  model = build_model(config.model, split.image_shape)
-  checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
-  try:
-    step = checkpoints.resolve_step(step)
-    replicated = mesh_lib.replicated(mesh_lib.make_mesh())
-    params = checkpoints.restore_params(step, abstract_params(model, split.image_shape, replicated))
-  finally:
-    checkpoints.close()
-  return config, model, params, split, step
-
-
 def sample_to_png(workdir: str, num: int, out: str, seed: int = 0, step: int | None = None,
                   kind: str = "samples", temperature: float = 1.0, label: int | None = None,
-                  images: tuple[int, ...] = (0, 1), steps: int = 10, radius: float = 3.0) -> str:
+                  images: tuple[int, ...] = (0, 1), steps: int = 10, radius: float = 3.0,
+                  model=None) -> str:
   """Writes the `kind` grid (see the module docstring) of checkpoint `step` (default: latest) of
-  the run in `workdir` to the PNG `out`; returns `out`. The EMA parameters when the run keeps one."""
-  config, model, params, split, step = load_trained(workdir, step)
-  if len(split.image_shape) != 3:
+  the run in `workdir` to the PNG `out`; returns `out`. The EMA parameters when the run keeps one;
+  `model`: default the one the run's config names."""
+  config, model, variables, step = load_trained(workdir, step, model)
+  if len(model.data_shape) != 3:
     raise UserError(f"jaxvae sample draws images; the data of this run are vectors of shape "
-                    f"{tuple(split.image_shape)} (data.source={config.data.source!r})")
-  _check_request(kind, num, model, config, tuple(images), label, steps, radius, temperature)
-  conditional = config.model.kind == "cvae"
-  labels_of = (lambda y: y) if conditional else (lambda y: None)
+                    f"{tuple(model.data_shape)} (data.source={config.data.source!r})")
+  _check_request(kind, num, model, tuple(images), label, steps, radius, temperature)
+  labels_of = lambda y: interface.labels_for(model, y)  # noqa: E731
   columns = steps
   if kind == "samples":
     labels = np.full((num,), label, np.int32) if label is not None else None
-    render = lambda p, x, y: images_lib.samples(model, p, jax.random.key(seed), num, temperature,
+    render = lambda v, x, y: images_lib.samples(model, v, jax.random.key(seed), num, temperature,
                                                 labels)
     x = y = None
     columns = None
   else:
     count = num if kind == "reconstructions" else max(images) + 1
-    batch = _test_images(config, split, count)
+    batch = _test_images(config, count)
     x, y = batch["image"], batch["label"]
     if kind == "reconstructions":
-      render = lambda p, x, y: images_lib.reconstructions(model, p, x[:num], labels_of(y[:num]))
+      render = lambda v, x, y: images_lib.reconstructions(model, v, x[:num], labels_of(y[:num]))
       columns = 16
     elif kind == "interpolations":
       start, end = np.array(images[0::2]), np.array(images[1::2])
-      render = lambda p, x, y: images_lib.interpolations(
-          model, p, x[start], x[end], steps, labels_of(y[start]), labels_of(y[end]))
+      render = lambda v, x, y: images_lib.interpolations(
+          model, v, x[start], x[end], steps, labels_of(y[start]), labels_of(y[end]))
     else:
       dims = min(num, model.latent_dim)
-      render = lambda p, x, y: images_lib.traversals(
-          model, p, x[images[0]:images[0] + 1], steps, radius, dims,
+      render = lambda v, x, y: images_lib.traversals(
+          model, v, x[images[0]:images[0] + 1], steps, radius, dims,
           labels_of(y[images[0]:images[0] + 1]))
-  grid = jax.jit(render, out_shardings=mesh_lib.replicated(mesh_lib.make_mesh()))(params, x, y)
+  grid = jax.jit(render, out_shardings=mesh_lib.replicated(mesh_lib.make_mesh()))(variables, x, y)
   if jax.process_index() == 0:
     images_lib.save_image_grid(images_lib.to_unit(grid.addressable_data(0), config.data.scale),
                                out, columns)

@@ -10,14 +10,17 @@ second stage on the codes of a frozen VQ-VAE.
 
 import dataclasses
 import math
-import os
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
+import numpy as np
 
+from jaxvae.errors import UserError
 from jaxvae.models.interface import LogWeights
+from jaxvae.models.registry import register
 from jaxvae.models.vqvae import VQVAE
 
 
@@ -60,20 +63,20 @@ class CausalTransformer(nn.Module):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class FrozenStage:
-  """A trained VQ-VAE and its parameters (NumPy arrays), held by `VQPrior` outside its own
-  parameters: they are constants of its computations, never trained."""
+  """A trained VQ-VAE and its variables (NumPy arrays), held by `VQPrior` outside its own
+  variables: they are constants of its computations, never trained."""
 
   model: VQVAE
-  params: Any
+  variables: Any
 
 
 class VQPrior(nn.Module):
   """The bound `log p(x | z_q) + log p(c)` of a frozen VQ-VAE `stage` with a learned code prior."""
 
   stage: FrozenStage
-  width: int = 64
-  num_layers: int = 2
-  num_heads: int = 4
+  code_prior_width: int = 64
+  code_prior_layers: int = 2
+  code_prior_heads: int = 4
 
   @property
   def data_shape(self) -> tuple[int, ...]:
@@ -81,13 +84,13 @@ class VQPrior(nn.Module):
 
   def setup(self):
     self.prior = CausalTransformer(self.stage.model.num_codes,
-                                   math.prod(self.stage.model.grid_shape), self.width,
-                                   self.num_layers, self.num_heads)
+                                   math.prod(self.stage.model.grid_shape), self.code_prior_width,
+                                   self.code_prior_layers, self.code_prior_heads)
 
   def _stage(self, *args, method):
-    return self.stage.model.apply({"params": self.stage.params}, *args, method=method)
+    return self.stage.model.apply(self.stage.variables, *args, method=method)
 
-  def encode(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+  def encode(self, x: jax.Array) -> jax.Array:
     """`x [B, H, W, C]` -> the frozen VQ-VAE's codes `[B, h, w]`."""
     return self._stage(x, method=VQVAE.encode)
 
@@ -114,34 +117,43 @@ class VQPrior(nn.Module):
     return self.log_weights(x, keys, labels)
 
 
-def load_first_stage(workdir: str, data_shape: tuple[int, ...]) -> FrozenStage:
-  """The VQ-VAE trained in `workdir` (its latest checkpoint's parameters, on the host).
+def vq_prior_defaults() -> ml_collections.ConfigDict:
+  """The `model` section of `model.kind='vq_prior'` (without `kind`)."""
+  return ml_collections.ConfigDict(dict(
+      first_stage_workdir="",  # workdir of the trained vqvae (frozen)
+      code_prior_layers=2,  # layers of the causal transformer over codes
+      code_prior_width=64,  # its width
+      code_prior_heads=4,  # its attention heads
+  ))
 
-  Raises `UserError` when `workdir` holds no trained VQ-VAE for data of shape `data_shape`.
-  """
-  import numpy as np
 
-  from jaxvae import config as config_lib
-  from jaxvae import data as data_lib
-  from jaxvae.errors import UserError
-  from jaxvae.models import build_model
-  from jaxvae.runtime import checkpoint as checkpoint_lib
-  from jaxvae.train.state import abstract_params
+def _validate(section, config) -> None:
+  for key in ("code_prior_layers", "code_prior_width", "code_prior_heads"):
+    if not section[key] > 0:
+      raise UserError(f"config key 'model.{key}' must be positive, got {section[key]!r}")
+  if section.code_prior_width % section.code_prior_heads:
+    raise UserError(f"model.code_prior_width={section.code_prior_width} must be divisible by "
+                    f"model.code_prior_heads={section.code_prior_heads}")
+  if not section.first_stage_workdir:
+    raise UserError("model.kind='vq_prior' learns a prior over the codes of a trained VQ-VAE: set "
+                    "model.first_stage_workdir to that run's --workdir")
 
-  config = config_lib.load_config(os.path.join(workdir, "config.json"))
-  if config.model.kind != "vqvae":
+
+@register("vq_prior", vq_prior_defaults, _validate)
+def build_vq_prior(section, context) -> VQPrior:
+  """The code prior over the frozen first stage in `section.first_stage_workdir`, which must hold a
+  VQ-VAE trained on data of this shape (`context.load_trained` reads it)."""
+  workdir = section.first_stage_workdir
+  if context.load_trained is None:
+    raise UserError("model.kind='vq_prior' loads its first stage: build it with "
+                    "jaxvae.runtime.trained.build_model, which can read a workdir")
+  config, model, variables = context.load_trained(workdir)
+  if not isinstance(model, VQVAE):
     raise UserError(f"model.first_stage_workdir={workdir} holds a model.kind="
                     f"{config.model.kind!r} run; the code prior needs a 'vqvae' run")
-  shape = tuple(data_lib.load_split(config.data, config.data.eval_split).image_shape)
-  if shape != tuple(data_shape):
-    raise UserError(f"the first stage in {workdir} was trained on data of shape {shape}, these "
-                    f"are {tuple(data_shape)}: use the first stage's data section")
-  model = build_model(config.model, shape)
-  checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
-  try:
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    target = abstract_params(model, shape, device)
-    params = checkpoints.restore_params(checkpoints.resolve_step(), target)
-  finally:
-    checkpoints.close()
-  return FrozenStage(model, jax.tree.map(np.asarray, params))
+  if tuple(model.data_shape) != tuple(context.data_shape):
+    raise UserError(f"the first stage in {workdir} was trained on data of shape "
+                    f"{tuple(model.data_shape)}, these are {tuple(context.data_shape)}: use the "
+                    f"first stage's data section")
+  return VQPrior(FrozenStage(model, jax.tree.map(np.asarray, variables)),
+                 section.code_prior_width, section.code_prior_layers, section.code_prior_heads)

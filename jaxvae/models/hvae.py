@@ -26,44 +26,48 @@ import jax
 import jax.numpy as jnp
 
 from jaxvae import distributions as D
-from jaxvae.models.interface import LogWeights
-from jaxvae.models.likelihoods import make_likelihood
-from jaxvae.models.networks import MLP, MLPEncoder, make_encoder_decoder
+from jaxvae.errors import UserError
+from jaxvae.models import interface
+from jaxvae.models.interface import METRICS, LogWeights
+from jaxvae.models.likelihoods import likelihood_defaults, make_likelihood
+from jaxvae.models.networks import MLP, MLPEncoder, make_encoder_decoder, network_defaults
+from jaxvae.models.posteriors import DiagGaussian
+from jaxvae.models.registry import register
+from jaxvae.models.vae import output_bias, validate_network
 
 
-def precision_weighted(mean_a, log_var_a, mean_b, log_var_b):
-  """The product of two Gaussians' densities, normalized: `(mean, log_var)` (LVAE, Eq. 17-19)."""
-  log_var = -jnp.logaddexp(-log_var_a, -log_var_b)
-  mean = (mean_a * jnp.exp(log_var - log_var_a) + mean_b * jnp.exp(log_var - log_var_b))
-  return mean, log_var
+def precision_weighted(a: DiagGaussian, b: DiagGaussian) -> DiagGaussian:
+  """The product of two Gaussians' densities, normalized (LVAE, Eq. 17-19)."""
+  log_var = -jnp.logaddexp(-a.log_var, -b.log_var)
+  mean = a.mean * jnp.exp(log_var - a.log_var) + b.mean * jnp.exp(log_var - b.log_var)
+  return DiagGaussian(mean, log_var)
+
+
+def _gaussian(out: jax.Array) -> DiagGaussian:
+  return DiagGaussian(*jnp.split(out, 2, axis=-1))
 
 
 _sample = jax.vmap(jax.vmap(D.diag_gaussian_sample))  # keys [K, B], means [K, B, L] -> [K, B, L]
 
 
 class HierarchicalVAE(nn.Module):
-  """Images `[B, *data_shape]`; latents `z_l [K, B, latent_dims[l - 1]]`. See the module docstring."""
+  """Images `[B, *data_shape]`; latents `z_l [K, B, latent_dims[l - 1]]`. See the module docstring.
+
+  `encoder`, `decoder` and `likelihood_head` are components as in `VAE` (the decoder maps the
+  bottom latent); the nets between layers are MLPs of `upper_hidden_sizes`.
+  """
 
   data_shape: tuple[int, ...]
   latent_dims: tuple[int, ...]
-  hidden_sizes: tuple[int, ...] = (256, 256)
+  encoder: nn.Module
+  decoder: nn.Module
+  likelihood_head: nn.Module
   upper_hidden_sizes: tuple[int, ...] = (128, 128)
   activation: str = "tanh"
-  network: str = "mlp"
-  channels: tuple[int, ...] = (32, 64)
-  blocks_per_stage: int = 1
-  likelihood: str = "bernoulli"
-  likelihood_scale: float = 0.0
-  num_mixtures: int = 5
-  num_bits: int = 8
-  output_bias: float | tuple[float, ...] = 0.0
   inference: str = "top_down"  # or 'bottom_up'
+  capabilities = frozenset({interface.LAYER_KL})
 
   def setup(self):
-    num_dims = math.prod(self.data_shape)
-    self.likelihood_head = make_likelihood(self.likelihood, num_dims, self.likelihood_scale,
-                                           self.num_mixtures, self.num_bits)
-    self.encoder, self.decoder = make_encoder_decoder(self, self.likelihood_head.params_per_dim)
     num_layers = len(self.latent_dims)
     self.up = [MLPEncoder(self.upper_hidden_sizes, self.activation)
                for _ in range(num_layers - 1)]
@@ -71,40 +75,41 @@ class HierarchicalVAE(nn.Module):
     self.top_down = [MLP(self.upper_hidden_sizes, 2 * self.latent_dims[layer], self.activation)
                      for layer in range(num_layers - 1)]
 
-  def encode(self, x: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, ...]:
-    """Per-layer Gaussians `(mean_1, log_var_1, ..., mean_L, log_var_L)`, `[B, L_l]`: the
-    bottom-up estimates (top-down inference), or q's layers along the path of their means
-    (bottom-up inference)."""
-    del labels
+  def encode(self, x: jax.Array) -> tuple[DiagGaussian, ...]:
+    """One Gaussian per layer, bottom first, `[B, L_l]` leaves: the bottom-up estimates
+    (top-down inference), or q's layers along the path of their means (bottom-up inference)."""
     d = self.encoder(x, None)
     out = []
     for layer, head in enumerate(self.bottom_up_heads):
       if layer:
-        d = self.up[layer - 1](out[-2] if self.inference == "bottom_up" else d, None)
-      out.extend(jnp.split(head(d), 2, axis=-1))
+        d = self.up[layer - 1](out[-1].mean if self.inference == "bottom_up" else d, None)
+      out.append(_gaussian(head(d)))
     return tuple(out)
 
-  def prior_parameters(self, layer: int, z_above: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """`(mean, log_var)` of p(z_layer | z_{layer+1}) (0-based `layer < L - 1`)."""
-    return tuple(jnp.split(self.top_down[layer](z_above), 2, axis=-1))
+  def prior_parameters(self, layer: int, z_above: jax.Array) -> DiagGaussian:
+    """p(z_layer | z_{layer+1}) (0-based `layer < L - 1`)."""
+    return _gaussian(self.top_down[layer](z_above))
 
-  def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
-    """Bottom latent `z_1 [..., B, L_1]` -> likelihood parameters `[..., B, D, P]`."""
-    del labels
-    return self.decoder(z, None)
-
-  def log_weights(self, x: jax.Array, keys: jax.Array,
-                  labels: jax.Array | None = None) -> LogWeights:
-    """`[K, B]` terms of log w for a draw of every layer with `keys [K, B]`; `layer_kl` is
-    `[L, K, B]`, bottom layer first."""
-    del labels
+  def layer_log_weights(self, x: jax.Array, keys: jax.Array) -> tuple[LogWeights, jax.Array]:
+    """`(LogWeights [K, B], layer_kl [L, K, B])` for a draw of every layer with `keys [K, B]`;
+    `layer_kl[l]` is layer l's term `log q - log p` (bottom layer first)."""
     layer_keys = jax.vmap(jax.vmap(lambda k: jax.random.split(k, len(self.latent_dims))))(keys)
     infer = self._top_down if self.inference == "top_down" else self._bottom_up
     z_bottom, log_p, log_q = infer(x, layer_keys)  # [K, B, L_1], [L, K, B], [L, K, B]
     log_likelihood = self.likelihood_head.log_prob(x.reshape(x.shape[0], -1),
-                                                   self.decode(z_bottom))
-    return LogWeights(log_likelihood=log_likelihood, log_prior=log_p.sum(0),
-                      log_posterior=log_q.sum(0), layer_kl=log_q - log_p)
+                                                   self.decoder(z_bottom, None))
+    return (LogWeights(log_likelihood=log_likelihood, log_prior=log_p.sum(0),
+                       log_posterior=log_q.sum(0)), log_q - log_p)
+
+  def log_weights(self, x: jax.Array, keys: jax.Array,
+                  labels: jax.Array | None = None) -> LogWeights:
+    """`[K, B]` terms of log w for a draw of every layer with `keys [K, B]`; in training each
+    layer's mean KL goes to the metrics as `kl_layer_<l>` (bottom layer 0)."""
+    log_weights, layer_kl = self.layer_log_weights(x, keys)
+    if self.is_mutable_collection(METRICS):
+      for layer, kl in enumerate(jnp.mean(layer_kl, axis=(1, 2))):
+        self.put_variable(METRICS, f"kl_layer_{layer}", kl)
+    return log_weights
 
   def _top_down(self, x, layer_keys):
     """Draws from the top with precision weighting: `(z_1, log p [L, K, B], log q [L, K, B])`."""
@@ -112,18 +117,18 @@ class HierarchicalVAE(nn.Module):
     num_layers = len(self.latent_dims)
     log_p, log_q, z = [None] * num_layers, [None] * num_layers, None
     for layer in reversed(range(num_layers)):
-      mean_hat, log_var_hat = bottom_up[2 * layer], bottom_up[2 * layer + 1]
-      shape = layer_keys.shape[:2] + mean_hat.shape[-1:]
+      estimate = bottom_up[layer]
       if layer == num_layers - 1:
-        mean_q, log_var_q = jnp.broadcast_to(mean_hat, shape), jnp.broadcast_to(log_var_hat, shape)
+        shape = layer_keys.shape[:2] + estimate.mean.shape[-1:]
+        q = jax.tree.map(lambda a: jnp.broadcast_to(a, shape), estimate)
         prior = None
       else:
         prior = self.prior_parameters(layer, z)
-        mean_q, log_var_q = precision_weighted(mean_hat, log_var_hat, *prior)
-      z = _sample(layer_keys[..., layer], mean_q, log_var_q)
-      log_q[layer] = D.diag_gaussian_log_prob(z, mean_q, log_var_q)
+        q = precision_weighted(estimate, prior)
+      z = _sample(layer_keys[..., layer], q.mean, q.log_var)
+      log_q[layer] = D.diag_gaussian_log_prob(z, q.mean, q.log_var)
       log_p[layer] = (D.standard_normal_log_prob(z) if prior is None
-                      else D.diag_gaussian_log_prob(z, *prior))
+                      else D.diag_gaussian_log_prob(z, prior.mean, prior.log_var))
     return z, jnp.stack(log_p), jnp.stack(log_q)
 
   def _bottom_up(self, x, layer_keys):
@@ -135,37 +140,78 @@ class HierarchicalVAE(nn.Module):
         below = zs[-1]  # [K, B, L_{l-1}]
         d = self.up[layer - 1](below.reshape(-1, below.shape[-1]), None)
         d = d.reshape(below.shape[:-1] + d.shape[-1:])
-      mean, log_var = jnp.split(head(d), 2, axis=-1)
-      shape = layer_keys.shape[:2] + mean.shape[-1:]
-      mean, log_var = jnp.broadcast_to(mean, shape), jnp.broadcast_to(log_var, shape)
-      zs.append(_sample(layer_keys[..., layer], mean, log_var))
-      log_q.append(D.diag_gaussian_log_prob(zs[-1], mean, log_var))
+      q = _gaussian(head(d))
+      shape = layer_keys.shape[:2] + q.mean.shape[-1:]
+      q = jax.tree.map(lambda a: jnp.broadcast_to(a, shape), q)
+      zs.append(_sample(layer_keys[..., layer], q.mean, q.log_var))
+      log_q.append(D.diag_gaussian_log_prob(zs[-1], q.mean, q.log_var))
     log_p = [D.diag_gaussian_log_prob(zs[layer], *self.prior_parameters(layer, zs[layer + 1]))
              for layer in range(len(zs) - 1)] + [D.standard_normal_log_prob(zs[-1])]
     return zs[0], jnp.stack(log_p), jnp.stack(log_q)
 
+  def _mean(self, z: jax.Array) -> jax.Array:
+    """Mean of p(x | z_1) for `z_1 [B, L_1]`: `[B, *data_shape]`."""
+    mean = self.likelihood_head.mean(self.decoder(z, None))
+    return mean.reshape(z.shape[:-1] + tuple(self.data_shape))
+
   def sample(self, key: jax.Array, num: int, labels: jax.Array | None = None) -> jax.Array:
     """Means of p(x | z_1) for ancestral draws `z_L ~ N(0, I)`, `z_l ~ p(z_l | z_{l+1})`."""
-    del labels
     keys = jax.random.split(key, len(self.latent_dims))
     z = jax.random.normal(keys[-1], (num, self.latent_dims[-1]))
     for layer in reversed(range(len(self.latent_dims) - 1)):
       z = D.diag_gaussian_sample(keys[layer], *self.prior_parameters(layer, z))
-    return self.likelihood_head.mean(self.decode(z)).reshape((num,) + tuple(self.data_shape))
+    return self._mean(z)
 
   def reconstruct(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     """Mean of p(x | z_1) at the posterior mean of z_1 (along the top-down path of means, for
     top-down inference)."""
-    del labels
     layers = self.encode(x)
-    z = layers[0]
+    z = layers[0].mean
     if self.inference == "top_down":
-      z = layers[-2]
+      z = layers[-1].mean
       for layer in reversed(range(len(self.latent_dims) - 1)):
-        z, _ = precision_weighted(layers[2 * layer], layers[2 * layer + 1],
-                                  *self.prior_parameters(layer, z))
-    return self.likelihood_head.mean(self.decode(z)).reshape(x.shape)
+        z = precision_weighted(layers[layer], self.prior_parameters(layer, z)).mean
+    return self._mean(z).reshape(x.shape)
 
   def __call__(self, x: jax.Array, keys: jax.Array,
                labels: jax.Array | None = None) -> LogWeights:
     return self.log_weights(x, keys, labels)
+
+
+def hvae_defaults():
+  """The `model` section of `model.kind='hvae'` (without `kind`)."""
+  section = network_defaults()
+  section.update(dict(
+      latent_dims=(16, 8),  # latent sizes per layer, bottom (next to x) to top
+      upper_hidden_sizes=(128, 128),  # hidden layers of the nets between layers
+      inference="top_down",  # top_down (Ladder VAE) | bottom_up (Burda et al.)
+  ))
+  section.update(likelihood_defaults())
+  section.output_bias_from_data = False  # bernoulli, mlp: per-pixel logit of the train mean
+  return section
+
+
+def _validate(section, config) -> None:
+  validate_network(section, config)
+  for key in ("latent_dims", "upper_hidden_sizes"):
+    if not section[key] or any(not isinstance(v, int) or v <= 0 for v in section[key]):
+      raise UserError(f"config key 'model.{key}' must be a non-empty tuple of positive ints, "
+                      f"got {section[key]!r}")
+  if len(section.latent_dims) < 2:
+    raise UserError("model.kind='hvae' needs at least two stochastic layers: set "
+                    "model.latent_dims to a tuple of two or more sizes")
+  if section.inference not in ("top_down", "bottom_up"):
+    raise UserError(f"config key 'model.inference' is {section.inference!r}; choose one of "
+                    f"top_down, bottom_up")
+
+
+@register("hvae", hvae_defaults, _validate)
+def build_hvae(section, context) -> HierarchicalVAE:
+  likelihood = make_likelihood(section, math.prod(context.data_shape))
+  encoder, decoder = make_encoder_decoder(section, context.data_shape, likelihood.params_per_dim,
+                                          output_bias(section, context))
+  return HierarchicalVAE(
+      data_shape=tuple(context.data_shape), latent_dims=tuple(section.latent_dims),
+      encoder=encoder, decoder=decoder, likelihood_head=likelihood,
+      upper_hidden_sizes=tuple(section.upper_hidden_sizes), activation=section.activation,
+      inference=section.inference)

@@ -1,27 +1,44 @@
-"""The one interface every latent-variable model answers (see ARCHITECTURE.md)."""
+"""The one model interface, the optional capabilities a model may declare, and its collections.
 
-from typing import NamedTuple
+Every model is a Flax (Linen) module that answers `Model`: its log importance weights, samples and
+reconstructions. The trainer, the evaluator, the image grids and the sampler use only these, and
+ask `has(model, CAPABILITY)` before they use anything more; they never check a model's kind or
+class. `check_model` (called by `jaxvae.models.build_model` and on user models) names whatever a
+model lacks. See docs/architecture.md.
+
+Variables live in collections:
+- `params`: trained by gradient;
+- `metrics` (`METRICS`): scalars the model writes in training (when the trainer makes the
+  collection mutable) and the trainer logs, e.g. a hierarchy's `kl_layer_<l>`;
+- `losses` (`LOSSES`): `[B]` per-example terms the training loss adds to the negative objective,
+  outside the bound (e.g. the VQ-VAE's commitment term);
+- any other collection the model creates at init is model state: variables not trained by
+  gradient (e.g. the VQ-VAE's codebook statistics), which the model updates in training by
+  writing them (the trainer applies it with them mutable). They carry no optimizer state, are
+  replicated over devices, and are saved and restored with the parameters.
+"""
+
+import enum
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import jax
 
-# Collections a model may write in training (the trainer applies it with them mutable):
-PARAM_UPDATES = "param_updates"  # new values of parameters it updates itself, not by gradient
-METRICS = "metrics"  # scalars the trainer logs with its own metrics
+from jaxvae.errors import UserError
+
+PARAMS = "params"
+METRICS = "metrics"
+LOSSES = "losses"
+TRANSIENT = (METRICS, LOSSES)  # written in training, never saved
 
 
 class LogWeights(NamedTuple):
-  """The terms of `log w = log p(x | z) + log p(z) - log q(z | x)` for `z_kb ~ q(z | x_b)`.
-
-  The first three fields are `[K, B]`: sample k of example b; their sum over layers for
-  hierarchical models, which also fill `layer_kl`. Bounds, estimators and metrics are functions of
-  these arrays (`jaxvae.losses`), so they never special-case a model.
-  """
+  """The `[K, B]` terms of `log w = log p(x | z) + log p(z) - log q(z | x)` for `z_kb ~ q(z | x_b)`
+  (sums over layers for hierarchies). Bounds, estimators and metrics are functions of these arrays
+  (`jaxvae.losses`), so they never special-case a model."""
 
   log_likelihood: jax.Array  # log p(x_b | z_kb)
   log_prior: jax.Array  # log p(z_kb)
   log_posterior: jax.Array  # log q(z_kb | x_b)
-  layer_kl: jax.Array | None = None  # [L, K, B] per-layer KL estimates of hierarchical models
-  penalty: jax.Array | None = None  # [B] terms the training loss adds, outside the bound (VQ-VAE)
 
   @property
   def values(self) -> jax.Array:
@@ -32,3 +49,139 @@ class LogWeights(NamedTuple):
   def kl(self) -> jax.Array:
     """`[K, B]` single-sample estimates `log q(z | x) - log p(z)` of KL(q(z | x) || p(z))."""
     return self.log_posterior - self.log_prior
+
+
+@runtime_checkable
+class Model(Protocol):
+  """What every model answers. Images are `[B, *data_shape]`, labels `[B]` int or None."""
+
+  data_shape: tuple[int, ...]
+
+  def log_weights(self, x: jax.Array, keys: jax.Array,
+                  labels: jax.Array | None = None) -> LogWeights:
+    """`LogWeights` of `[K, B]` fields for one draw `z_kb ~ q(z | x_b)` per key `keys [K, B]`."""
+
+  def sample(self, key: jax.Array, num: int, labels: jax.Array | None = None) -> jax.Array:
+    """`[num, *data_shape]` means of p(x | z) for `num` draws z ~ p(z)."""
+
+  def reconstruct(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    """`[B, *data_shape]` mean of p(x | z) at a representative z of q(z | x)."""
+
+
+class LatentVector(Protocol):
+  """`LATENT_VECTOR`: one latent vector `z [B, L]`, for interpolation and traversal grids."""
+
+  latent_dim: int
+
+  def latent_code(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    """`[B, L]`: the mode of q(z | x) (what `reconstruct` decodes)."""
+
+  def decode_latent(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    """`[B, *data_shape]`: the mean of p(x | z) for `z [B, L]`."""
+
+
+class TemperedSampling(Protocol):
+  """`TEMPERATURE`: `sample` takes a temperature T >= 0 that scales the prior's noise (z = T eps
+  for a N(0, I) prior; T = 0 decodes the prior mean; Kingma & Dhariwal, 2018)."""
+
+  def sample(self, key: jax.Array, num: int, labels: jax.Array | None = None,
+             temperature: float = 1.0) -> jax.Array:
+    """`[num, *data_shape]` means of p(x | z) for z drawn at `temperature`."""
+
+
+class ExplicitPosterior(Protocol):
+  """`POSTERIOR_PARAMETERS`: q(z | x) has parameters (a pytree of float arrays with a leading
+  batch axis) that `log_weights` can be given instead of the encoder's: per-example posterior
+  refinement (the amortization gap) optimizes them."""
+
+  def posterior_parameters(self, x: jax.Array, labels: jax.Array | None = None) -> Any:
+    """The encoder's parameters of q(z | x), `[B, ...]` leaves (a NamedTuple per family)."""
+
+  def log_weights(self, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None,
+                  posterior: Any = None) -> LogWeights:
+    """As `Model.log_weights`, drawing from q with the parameters `posterior` when given."""
+
+
+class FactorizedKL(Protocol):
+  """`FACTORIZED_KL`: a diagonal Gaussian q(z | x) and a N(0, I) prior, so the KL splits into one
+  closed-form term per latent dimension (active units, posterior collapse)."""
+
+  def kl_per_dimension(self, x: jax.Array,
+                       labels: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """`(E_q[z | x] [B, L], KL(q(z_d | x) || N(0, 1)) [B, L])`."""
+
+
+class ExactObjective(Protocol):
+  """`EXACT_ELBO`: the ELBO by enumeration over a discrete z (`train.objective='exact_elbo'`)."""
+
+  def exact_elbo(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    """`[B]` the exact ELBO."""
+
+
+class Conditional(Protocol):
+  """`LABELS`: p(x | z, y) and q(z | x, y) depend on a class label y in [0, num_classes); every
+  call that takes `labels` needs them (sampling cycles through the classes when they are None)."""
+
+  num_classes: int
+
+
+class Capability(enum.Enum):
+  """What a model may declare in its `capabilities` property, each with the interface it needs
+  (the attributes `check_model` verifies). Two write collections instead of methods:
+  `TRAINING_PENALTY` writes `[B]` terms to `losses`; `LAYER_KL` writes `kl_layer_<l>` to
+  `metrics` (per-layer KLs of a hierarchy, bottom layer 0)."""
+
+  LATENT_VECTOR = ("latent_dim", "latent_code", "decode_latent")
+  TEMPERATURE = ("sample",)
+  POSTERIOR_PARAMETERS = ("posterior_parameters",)
+  FACTORIZED_KL = ("kl_per_dimension",)
+  EXACT_ELBO = ("exact_elbo",)
+  LABELS = ("num_classes",)
+  TRAINING_PENALTY = ()
+  LAYER_KL = ()
+
+  @property
+  def attributes(self) -> tuple[str, ...]:
+    return self.value
+
+
+LATENT_VECTOR = Capability.LATENT_VECTOR
+TEMPERATURE = Capability.TEMPERATURE
+POSTERIOR_PARAMETERS = Capability.POSTERIOR_PARAMETERS
+FACTORIZED_KL = Capability.FACTORIZED_KL
+EXACT_ELBO = Capability.EXACT_ELBO
+LABELS = Capability.LABELS
+TRAINING_PENALTY = Capability.TRAINING_PENALTY
+LAYER_KL = Capability.LAYER_KL
+
+
+def capabilities(model) -> frozenset[Capability]:
+  """The capabilities `model` declares (its `capabilities` property; none when it has none)."""
+  return frozenset(getattr(model, "capabilities", ()))
+
+
+def has(model, capability: Capability) -> bool:
+  """Whether `model` declares `capability`."""
+  return capability in capabilities(model)
+
+
+def labels_for(model, labels: jax.Array | None) -> jax.Array | None:
+  """`labels` for a conditional model (capability `LABELS`), None for any other."""
+  return labels if has(model, LABELS) else None
+
+
+def check_model(model) -> None:
+  """Raises `UserError` naming the first method or attribute `model` lacks: those of `Model`, and
+  those of each capability it declares."""
+  name = type(model).__name__
+  needed = [("the model interface", a) for a in ("data_shape", "log_weights", "sample",
+                                                   "reconstruct")]
+  declared = getattr(model, "capabilities", ())
+  if not all(isinstance(c, Capability) for c in declared):
+    raise UserError(f"{name}.capabilities must hold jaxvae.models.interface.Capability members, "
+                    f"got {tuple(declared)!r}")
+  needed += [(f"capability {c.name}", a) for c in declared for a in c.attributes]
+  for what, attribute in needed:
+    if not hasattr(model, attribute):
+      raise UserError(f"{name} lacks '{attribute}', which {what} needs (see "
+                      f"jaxvae/models/interface.py)")

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
+
+from jaxvae.errors import UserError
 
 
 def activation_fn(name: str):
@@ -184,17 +187,46 @@ class ResNetDecoder(nn.Module):
     return out.reshape(lead + (height * width * colours, self.params_per_dim))
 
 
-def make_encoder_decoder(model: nn.Module, outputs_per_dim: int) -> tuple[nn.Module, nn.Module]:
-  """The encoder and decoder named by `model.network` ('mlp' or 'resnet'), for use in `setup`.
+ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "swish")
+NETWORKS = ("mlp", "resnet")
 
-  `model` supplies `network`, `hidden_sizes`, `channels`, `blocks_per_stage`, `activation`,
-  `data_shape` and `output_bias`; the decoder emits `outputs_per_dim` values per data dimension.
-  """
-  if model.network == "mlp":
-    return (MLPEncoder(model.hidden_sizes, model.activation),
-            MLPDecoder(tuple(reversed(model.hidden_sizes)), model.data_shape, outputs_per_dim,
-                       model.activation, model.output_bias))
-  return (ResNetEncoder(model.channels, model.blocks_per_stage, model.hidden_sizes[-1],
-                        model.activation),
-          ResNetDecoder(model.channels, model.blocks_per_stage, model.data_shape, outputs_per_dim,
-                        model.activation, model.output_bias))
+
+def network_defaults() -> ml_collections.ConfigDict:
+  """The network keys of a model section."""
+  return ml_collections.ConfigDict(dict(
+      network="mlp",  # mlp | resnet (conv; image sides divisible by 2^len(channels))
+      hidden_sizes=(256, 256),  # mlp: encoder layers (the decoder reverses them); resnet:
+      #   hidden_sizes[-1] is the width of the encoder's last Dense layer
+      activation="tanh",  # tanh | relu | elu | gelu | swish
+      channels=(32, 64),  # resnet: channels per stage; each stage halves the resolution
+      blocks_per_stage=1,  # resnet: residual blocks per stage
+  ))
+
+
+def check_conv_shape(channels: Sequence[int], data_shape: tuple[int, ...], what: str) -> None:
+  """Raises `UserError` unless `data_shape` is `[H, W, C]` with H and W divisible by
+  `2^len(channels)` (what `len(channels)` halving stages need); `what` names the setting."""
+  scale = 2 ** len(channels)
+  if len(data_shape) != 3 or data_shape[0] % scale or data_shape[1] % scale:
+    raise UserError(f"{what} with {len(channels)} stages (model.channels={tuple(channels)}) needs "
+                    f"[H, W, C] images with H and W divisible by {scale}; the data are "
+                    f"{tuple(data_shape)}: use fewer stages or model.network='mlp'")
+
+
+def make_encoder_decoder(section: ml_collections.ConfigDict, data_shape: tuple[int, ...],
+                         outputs_per_dim: int,
+                         output_bias: float | tuple[float, ...]) -> tuple[nn.Module, nn.Module]:
+  """The encoder and decoder named by `section.network` ('mlp' or 'resnet'; `hidden_sizes`,
+  `channels`, `blocks_per_stage`, `activation` from the same section); the decoder emits
+  `outputs_per_dim` values per data dimension, with initial output bias `output_bias`."""
+  if section.network == "mlp":
+    hidden = tuple(section.hidden_sizes)
+    return (MLPEncoder(hidden, section.activation),
+            MLPDecoder(hidden[::-1], tuple(data_shape), outputs_per_dim, section.activation,
+                       output_bias))
+  check_conv_shape(section.channels, data_shape, "model.network='resnet'")
+  channels = tuple(section.channels)
+  return (ResNetEncoder(channels, section.blocks_per_stage, section.hidden_sizes[-1],
+                        section.activation),
+          ResNetDecoder(channels, section.blocks_per_stage, tuple(data_shape), outputs_per_dim,
+                        section.activation, output_bias))

@@ -1,23 +1,28 @@
-"""Posterior families q(z | x) as small Linen heads on the encoder's features `h [B, F]`.
+"""Posterior families q(z | x) as small Linen heads on the encoder's features `h [B, F]`, each
+registered by name (`model.posterior`).
 
 Every head answers:
-- `parameters(h) -> params`, a tuple of `[B, ...]` arrays: the posterior's parameters, which the
-  model's `encode(x)` returns (`(mean, log_var)` for the diagonal Gaussian, so that diagnostics and
-  per-example refinement in `jaxvae.eval.posterior` apply to it);
+- `parameters(h) -> params`, the posterior's parameters: a NamedTuple of `[B, ...]` arrays per
+  family (`DiagGaussian(mean, log_var)`, ...), which a model's `posterior_parameters(x)` returns
+  and per-example refinement in `jaxvae.eval.posterior` optimizes;
 - `sample(params, keys [K, B]) -> (z [K, B, L], log q(z | x) [K, B])`, one reparameterized draw
   per key, so draws do not depend on how samples or examples are batched;
 - `mode(params) -> [B, L]`, a representative point (the mean, or the flowed base mean) for
   reconstructions;
 - `log_prob(z [..., B', L], params) -> [..., B']` where the density has a closed form (diag,
-  full_cov, mixture); the VampPrior uses it on pseudo-inputs.
-`__call__(h, keys)` is `sample(parameters(h), keys)`.
+  full_cov, mixture: `closed_form_density = True`); the VampPrior needs it on pseudo-inputs.
 """
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 from jaxvae import distributions as D
+from jaxvae.errors import UserError
 from jaxvae.models import flows
 
 
@@ -27,58 +32,86 @@ def draw(sample_fn, keys: jax.Array, *params: jax.Array) -> jax.Array:
   return jax.vmap(per_example, in_axes=(0,) + (None,) * len(params))(keys, *params)
 
 
+class DiagGaussian(NamedTuple):
+  mean: jax.Array  # [B, L]
+  log_var: jax.Array  # [B, L]
+
+
+class FullCovGaussian(NamedTuple):
+  mean: jax.Array  # [B, L]
+  scale_tril: jax.Array  # [B, L, L] lower-triangular Cholesky factor
+
+
+class GaussianMixture(NamedTuple):
+  means: jax.Array  # [B, M, L]
+  log_vars: jax.Array  # [B, M, L]
+
+
+class PlanarParams(NamedTuple):
+  u: jax.Array  # [B, T, L]
+  w: jax.Array  # [B, T, L]
+  b: jax.Array  # [B, T]
+
+
+class Flowed(NamedTuple):
+  """A diagonal Gaussian base and the flow's own parameters (`PlanarParams`, or IAF's context
+  `[B, H]`)."""
+
+  base: DiagGaussian
+  flow: PlanarParams | jax.Array
+
+
 class Posterior(nn.Module):
-  """The posterior interface: `parameters(h)`, `sample(params, keys) -> (z, log q(z))`,
-  `log_prob(z, params)` and `mode(params)` (the mean, for the Gaussians); calling it samples."""
+  """The posterior interface (see the module docstring); `mode` is the mean for the Gaussians."""
+
+  closed_form_density = False
 
   def mode(self, params):
-    return params[0]
+    return params.mean
 
-  def __call__(self, h, keys):
-    return self.sample(self.parameters(h), keys)
 
 
 class DiagGaussianPosterior(Posterior):
   """q(z | x) = N(mean(h), diag exp(log_var(h))) (Kingma & Welling, 2014)."""
 
   latent_dim: int
+  closed_form_density = True
 
   def setup(self):
     self.head = nn.Dense(2 * self.latent_dim)
 
-  def parameters(self, h):
-    return tuple(jnp.split(self.head(h), 2, axis=-1))  # mean, log_var: [B, L]
+  def parameters(self, h) -> DiagGaussian:
+    return DiagGaussian(*jnp.split(self.head(h), 2, axis=-1))
 
-  def sample(self, params, keys):
-    mean, log_var = params
-    z = draw(D.diag_gaussian_sample, keys, mean, log_var)
-    return z, D.diag_gaussian_log_prob(z, mean, log_var)
+  def sample(self, params: DiagGaussian, keys):
+    z = draw(D.diag_gaussian_sample, keys, params.mean, params.log_var)
+    return z, D.diag_gaussian_log_prob(z, params.mean, params.log_var)
 
-  def log_prob(self, z, params):
-    return D.diag_gaussian_log_prob(z, *params)
+  def log_prob(self, z, params: DiagGaussian):
+    return D.diag_gaussian_log_prob(z, params.mean, params.log_var)
 
 
 class FullCovGaussianPosterior(Posterior):
   """q(z | x) = N(mean(h), L(h) L(h)^T) with a Cholesky factor from `scale_tril_from_raw`."""
 
   latent_dim: int
+  closed_form_density = True
 
   def setup(self):
     self.head = nn.Dense(self.latent_dim + self.latent_dim**2)
 
-  def parameters(self, h):
+  def parameters(self, h) -> FullCovGaussian:
     out = self.head(h)
     mean, raw = out[..., :self.latent_dim], out[..., self.latent_dim:]
     raw = raw.reshape(raw.shape[:-1] + (self.latent_dim, self.latent_dim))
-    return mean, D.scale_tril_from_raw(raw)
+    return FullCovGaussian(mean, D.scale_tril_from_raw(raw))
 
-  def sample(self, params, keys):
-    mean, scale_tril = params
-    z = draw(D.full_gaussian_sample, keys, mean, scale_tril)
-    return z, D.full_gaussian_log_prob(z, mean, scale_tril)
+  def sample(self, params: FullCovGaussian, keys):
+    z = draw(D.full_gaussian_sample, keys, params.mean, params.scale_tril)
+    return z, D.full_gaussian_log_prob(z, params.mean, params.scale_tril)
 
-  def log_prob(self, z, params):
-    return D.full_gaussian_log_prob(z, *params)
+  def log_prob(self, z, params: FullCovGaussian):
+    return D.full_gaussian_log_prob(z, params.mean, params.scale_tril)
 
 
 class MixturePosterior(Posterior):
@@ -101,18 +134,19 @@ class MixturePosterior(Posterior):
 
   latent_dim: int
   num_components: int
+  closed_form_density = True
 
   def setup(self):
     self.head = nn.Dense(2 * self.num_components * self.latent_dim)
 
-  def parameters(self, h):
+  def parameters(self, h) -> GaussianMixture:
     out = self.head(h).reshape(h.shape[:-1] + (self.num_components, 2 * self.latent_dim))
-    return tuple(jnp.split(out, 2, axis=-1))  # means, log_vars: [B, M, L] each
+    return GaussianMixture(*jnp.split(out, 2, axis=-1))
 
   def _logits(self, means):
     return jnp.zeros(self.num_components, means.dtype)  # equal weights
 
-  def sample(self, params, keys):
+  def sample(self, params: GaussianMixture, keys):
     means, log_vars = params
     logits = self._logits(means)
     strata = keys.shape[0] - keys.shape[0] % self.num_components
@@ -126,17 +160,29 @@ class MixturePosterior(Posterior):
     z = jnp.concatenate([stratified, remainder])  # [K, B, L]
     return z, D.mixture_diag_gaussian_log_prob(z, logits, means, log_vars)
 
-  def mode(self, params):
-    return D.mixture_diag_gaussian_mean(self._logits(params[0]), params[0])
+  def mode(self, params: GaussianMixture):
+    return D.mixture_diag_gaussian_mean(self._logits(params.means), params.means)
 
-  def log_prob(self, z, params):
-    means, log_vars = params
-    return D.mixture_diag_gaussian_log_prob(z, self._logits(means), means, log_vars)
+  def log_prob(self, z, params: GaussianMixture):
+    return D.mixture_diag_gaussian_log_prob(z, self._logits(params.means), params.means,
+                                            params.log_vars)
 
 
-class PlanarFlowPosterior(Posterior):
-  """A diagonal Gaussian pushed through `num_flows` planar flows with amortized parameters
-  `(u_t, w_t, b_t)(h)` (Rezende & Mohamed, 2015): `log q = log q_0(z_0) - sum_t log|det J_t|`."""
+class FlowPosterior(Posterior):
+  """A diagonal Gaussian pushed through `num_flows` steps of a flow (`transform`):
+  `log q(z_T) = log q_0(z_0) - sum_t log|det J_t|` (Rezende & Mohamed, 2015)."""
+
+  def sample(self, params: Flowed, keys):
+    z0, log_q0 = self.base.sample(params.base, keys)
+    z, log_det = self.transform(z0, params.flow)
+    return z, log_q0 - log_det
+
+  def mode(self, params: Flowed):
+    return self.transform(params.base.mean, params.flow)[0]
+
+
+class PlanarFlowPosterior(FlowPosterior):
+  """Planar flows with amortized parameters `(u_t, w_t, b_t)(h)` (Rezende & Mohamed, 2015)."""
 
   latent_dim: int
   num_flows: int
@@ -145,34 +191,24 @@ class PlanarFlowPosterior(Posterior):
     self.base = DiagGaussianPosterior(self.latent_dim)
     self.flow_head = nn.Dense(self.num_flows * (2 * self.latent_dim + 1))
 
-  def parameters(self, h):
-    """`(mean, log_var, u [B, T, L], w [B, T, L], b [B, T])`."""
+  def parameters(self, h) -> Flowed:
     out = self.flow_head(h).reshape(h.shape[:-1] + (self.num_flows, 2 * self.latent_dim + 1))
-    return self.base.parameters(h) + (
-        out[..., :self.latent_dim], out[..., self.latent_dim:-1], out[..., -1])
+    return Flowed(self.base.parameters(h), PlanarParams(
+        out[..., :self.latent_dim], out[..., self.latent_dim:-1], out[..., -1]))
 
-  def transform(self, z, params):
+  def transform(self, z, flow: PlanarParams):
     """`(z_T, sum_t log|det J_t|)` for base points `z [..., B, L]`."""
-    _, _, u, w, b = params
     log_det = jnp.zeros(z.shape[:-1], z.dtype)
     for t in range(self.num_flows):
-      z, ld = flows.planar_flow(z, u[..., t, :], w[..., t, :], b[..., t])
+      z, ld = flows.planar_flow(z, flow.u[..., t, :], flow.w[..., t, :], flow.b[..., t])
       log_det = log_det + ld
     return z, log_det
 
-  def sample(self, params, keys):
-    z0, log_q0 = self.base.sample(params[:2], keys)
-    z, log_det = self.transform(z0, params)
-    return z, log_q0 - log_det
 
-  def mode(self, params):
-    return self.transform(params[0], params)[0]
-
-
-class IAFPosterior(Posterior):
-  """A diagonal Gaussian followed by `num_flows` inverse autoregressive flow steps (Kingma et al.,
-  2016), each a MADE of `hidden_sizes` fed the encoder context; the order of the latent dimensions
-  is reversed between steps (a volume-preserving permutation)."""
+class IAFPosterior(FlowPosterior):
+  """Inverse autoregressive flow steps (Kingma et al., 2016), each a MADE of `hidden_sizes` fed
+  the encoder context `[B, H]`; the order of the latent dimensions is reversed between steps (a
+  volume-preserving permutation)."""
 
   latent_dim: int
   num_flows: int
@@ -183,13 +219,12 @@ class IAFPosterior(Posterior):
     self.context = nn.Dense(self.hidden_sizes[0])
     self.steps = [flows.AutoregressiveNet(self.hidden_sizes) for _ in range(self.num_flows)]
 
-  def parameters(self, h):
-    """`(mean, log_var, context [B, H])`."""
-    return self.base.parameters(h) + (self.context(h),)
+  def parameters(self, h) -> Flowed:
+    return Flowed(self.base.parameters(h), self.context(h))
 
-  def transform(self, z, params):
+  def transform(self, z, context):
     """`(z_T, sum_t log|det J_t|)` for base points `z [..., B, L]`."""
-    context = jnp.broadcast_to(params[2], z.shape[:-1] + (self.hidden_sizes[0],))
+    context = jnp.broadcast_to(context, z.shape[:-1] + (self.hidden_sizes[0],))
     log_det = jnp.zeros(z.shape[:-1], z.dtype)
     for t, net in enumerate(self.steps):
       if t:
@@ -198,25 +233,19 @@ class IAFPosterior(Posterior):
       log_det = log_det + ld
     return z, log_det
 
-  def sample(self, params, keys):
-    z0, log_q0 = self.base.sample(params[:2], keys)
-    z, log_det = self.transform(z0, params)
-    return z, log_q0 - log_det
 
-  def mode(self, params):
-    return self.transform(params[0], params)[0]
+POSTERIORS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
+    "diag": lambda section: DiagGaussianPosterior(section.latent_dim),
+    "full_cov": lambda section: FullCovGaussianPosterior(section.latent_dim),
+    "mixture": lambda section: MixturePosterior(section.latent_dim, section.num_components),
+    "planar_flow": lambda section: PlanarFlowPosterior(section.latent_dim, section.num_flows),
+    "iaf": lambda section: IAFPosterior(section.latent_dim, section.num_flows),
+}
 
 
-def make_posterior(name: str, latent_dim: int, num_flows: int, num_components: int) -> nn.Module:
-  """The posterior head named by `model.posterior`."""
-  if name == "diag":
-    return DiagGaussianPosterior(latent_dim)
-  if name == "full_cov":
-    return FullCovGaussianPosterior(latent_dim)
-  if name == "mixture":
-    return MixturePosterior(latent_dim, num_components)
-  if name == "planar_flow":
-    return PlanarFlowPosterior(latent_dim, num_flows)
-  if name == "iaf":
-    return IAFPosterior(latent_dim, num_flows)
-  raise ValueError(f"unknown posterior {name!r}")
+def make_posterior(section: ml_collections.ConfigDict) -> nn.Module:
+  """The posterior head named by `section.posterior` (with `latent_dim`, `num_flows`,
+  `num_components` from the same section)."""
+  if section.posterior not in POSTERIORS:
+    raise UserError(f"model.posterior={section.posterior!r}; choose one of {', '.join(POSTERIORS)}")
+  return POSTERIORS[section.posterior](section)

@@ -13,13 +13,20 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 from jaxvae import distributions as D
+from jaxvae.errors import UserError
+from jaxvae.models import interface
 from jaxvae.models.interface import LogWeights
+from jaxvae.models.registry import register
 
 
 class ToyModel(nn.Module):
   """Data `x [B, 1]`; latent `z [K, B]` in {0, 1} (stored as float)."""
+
+  data_shape: tuple[int, ...] = (1,)
+  capabilities = frozenset({interface.EXACT_ELBO})
 
   def setup(self):
     self.q_slope = self.param("q_slope", nn.initializers.ones, ())
@@ -84,3 +91,16 @@ class ToyModel(nn.Module):
   def __call__(self, x: jax.Array, keys: jax.Array,
                labels: jax.Array | None = None) -> LogWeights:
     return self.log_weights(x, keys, labels)
+
+
+def _validate(section, config) -> None:
+  if config.data.source != "toy":
+    raise UserError("model.kind='toy' models the 1-D toy data: set data.source='toy'")
+  if config.train.objective != "exact_elbo":
+    raise UserError("model.kind='toy' trains with its exact ELBO (its z gets no reparameterized "
+                    "gradient): set train.objective='exact_elbo'")
+
+
+@register("toy", ml_collections.ConfigDict, _validate)
+def build_toy(section, context) -> ToyModel:
+  return ToyModel(tuple(context.data_shape))

@@ -2,9 +2,9 @@
 dead-code restarts and usage statistics (van den Oord et al., 2017; Razavi et al., 2019;
 Dhariwal et al., 2020).
 
-The codebook and its statistics are parameters that the model updates itself, not by gradient: in
-training (when the `param_updates` collection is mutable) `VectorQuantizer` writes their new values
-there, and the trainer replaces them after the optimizer step (`jaxvae.train.state.train_step`).
+The codebook statistics (and, with EMA updates, the codebook itself) are model state, not
+parameters: they live in the `codebook` collection (`CODEBOOK`), which carries no optimizer state,
+and in training (when that collection is mutable) `VectorQuantizer` writes their new values there.
 Every statistic is a sum over the global batch inside `jit`, so with a batch sharded over devices
 and hosts XLA reduces it across all of them: 8 devices give what 1 device gives.
 
@@ -16,7 +16,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxvae import losses
-from jaxvae.models.interface import METRICS, PARAM_UPDATES as UPDATES
+from jaxvae.models.interface import METRICS
+
+CODEBOOK = "codebook"  # the collection of the codebook statistics
 
 
 def code_counts(codes: jax.Array, num_codes: int) -> jax.Array:
@@ -80,72 +82,79 @@ def _normalize(x: jax.Array) -> jax.Array:
 class VectorQuantizer(nn.Module):
   """Maps encoder outputs `z_e [B, ..., D]` to their nearest codes, with a healthy codebook.
 
-  - `update`: 'ema' (codebook = EMA of the assigned encoder outputs, `decay`, Laplace `epsilon`;
-    the loss penalty is the commitment term) or 'loss' (a trained codebook; the penalty adds the
-    codebook term `|sg(z_e) - e|^2`).
+  - `codebook_update`: 'ema' (codebook = EMA of the assigned encoder outputs, `codebook_decay`,
+    Laplace `codebook_epsilon`; the loss penalty is the commitment term) or 'loss' (a trained
+    codebook, in `params`; the penalty adds the codebook term `|sg(z_e) - e|^2`).
   - `codebook_init` ('ema' only): 'random' (N(0, 1) codes), 'sample' (encoder outputs of the
     first training batch) or 'kmeans' (`kmeans_iterations` Lloyd steps from such a sample).
-  - `dead_code_steps`: a code unused for this many training steps is dead; with `restart`
-    ('ema' only), dead codes are re-seeded from the current batch's encoder outputs.
-  - `cosine`: codes and encoder outputs are L2-normalized (distances are cosine distances).
-  - `chunk_size`: codebook chunk of the nearest-code search (`losses.nearest_codes`); None: all.
+  - `dead_code_steps`: a code unused for this many training steps is dead; with
+    `restart_dead_codes` ('ema' only), dead codes are re-seeded from the current batch's encoder
+    outputs.
+  - `cosine_codes`: codes and encoder outputs are L2-normalized (distances are cosine distances).
+  - `codebook_chunk_size`: codebook chunk of the nearest-code search (`losses.nearest_codes`);
+    0: all at once.
   """
 
   num_codes: int
   code_dim: int
   commitment_cost: float = 0.25
-  update: str = "ema"
-  decay: float = 0.99
-  epsilon: float = 1e-5
+  codebook_update: str = "ema"
+  codebook_decay: float = 0.99
+  codebook_epsilon: float = 1e-5
   codebook_init: str = "kmeans"
   kmeans_iterations: int = 10
   dead_code_steps: int = 100
-  restart: bool = True
-  cosine: bool = False
-  chunk_size: int | None = None
+  restart_dead_codes: bool = True
+  cosine_codes: bool = False
+  codebook_chunk_size: int = 0
 
   def setup(self):
     shape = (self.num_codes, self.code_dim)
-    self.codebook = self.param("codebook", nn.initializers.normal(1.0), shape)
-    # Statistics: parameters without gradient, replaced through the `param_updates` collection.
-    self.unused_steps = self.param("unused_steps", nn.initializers.zeros, (self.num_codes,))
-    if self.update == "ema":
-      self.ema_count = self.param("ema_count", nn.initializers.zeros, (self.num_codes,))
-      self.ema_sum = self.param("ema_sum", nn.initializers.zeros, shape)
-      self.initialized = self.param("initialized", nn.initializers.zeros, ())
+    if self.codebook_update == "loss":
+      self.codebook = self.param("codebook", nn.initializers.normal(1.0), shape)
+    else:
+      self._codebook = self.variable(CODEBOOK, "codebook", lambda: nn.initializers.normal(1.0)(
+          self.make_rng("params"), shape))
+      self.codebook = self._codebook.value
+      self.ema_count = self.variable(CODEBOOK, "ema_count", jnp.zeros, (self.num_codes,))
+      self.ema_sum = self.variable(CODEBOOK, "ema_sum", jnp.zeros, shape)
+      self.initialized = self.variable(CODEBOOK, "initialized", jnp.zeros, ())
+    self.unused_steps = self.variable(CODEBOOK, "unused_steps", jnp.zeros, (self.num_codes,))
 
   def codewords(self, codes: jax.Array) -> jax.Array:
     """`codes [...] -> [..., D]`, the (normalized, for cosine codes) code vectors."""
-    codebook = self.codebook if self.update == "loss" else jax.lax.stop_gradient(self.codebook)
-    return jnp.take(_normalize(codebook) if self.cosine else codebook, codes, axis=0)
+    codebook = self.codebook if self.codebook_update == "loss" else jax.lax.stop_gradient(
+        self.codebook)
+    return jnp.take(_normalize(codebook) if self.cosine_codes else codebook, codes, axis=0)
 
   def __call__(self, z_e: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """`z_e [B, ..., D]` -> `(z_q [B, ..., D], codes [B, ...], penalty [B])`.
 
     `z_q` is the straight-through output; `penalty` the per-example loss terms summed over
     positions (`commitment_cost * |z_e - sg(e)|^2`, plus `|sg(z_e) - e|^2` for 'loss'). In training
-    the new codebook and statistics go to `param_updates` and usage metrics to `metrics`; `key`
-    draws the restarts and the data initialization.
+    (the `codebook` collection mutable) the new statistics go there and usage metrics to
+    `metrics`; `key` draws the restarts and the data initialization.
     """
     z_e = jnp.asarray(z_e)
-    if self.cosine:
+    if self.cosine_codes:
       z_e = _normalize(z_e)
     codebook = jax.lax.stop_gradient(self.codebook)
-    training = self.is_mutable_collection(UPDATES)
+    training = self.is_mutable_collection(CODEBOOK) and not self.is_initializing()
+    ema = self.codebook_update == "ema"
     z = jax.lax.stop_gradient(z_e).reshape(-1, self.code_dim)
     init_key, restart_key = jax.random.split(key)
-    if training and self.update == "ema" and self.codebook_init != "random":
-      codebook = jax.lax.cond(self.initialized > 0, lambda: codebook,
+    if training and ema and self.codebook_init != "random":
+      codebook = jax.lax.cond(self.initialized.value > 0, lambda: codebook,
                               lambda: self._data_init(z, init_key))
-    if self.cosine:
+    if self.cosine_codes:
       codebook = _normalize(codebook)
-    codes = losses.nearest_codes(z, codebook, self.chunk_size)
-    if self.update == "loss":  # differentiable with respect to the codebook
-      codewords = self.codewords(codes.reshape(z_e.shape[:-1]))
-    else:  # the (data-initialized) codebook of this step, without gradient
+    codes = losses.nearest_codes(z, codebook, self.codebook_chunk_size or None)
+    if ema:  # the (data-initialized) codebook of this step, without gradient
       codewords = jnp.take(codebook, codes, axis=0).reshape(z_e.shape)
+    else:  # differentiable with respect to the codebook
+      codewords = self.codewords(codes.reshape(z_e.shape[:-1]))
     penalty = self.commitment_cost * losses.vq_commitment_loss(z_e, codewords)
-    if self.update == "loss":
+    if not ema:
       penalty = penalty + losses.vq_codebook_loss(z_e, codewords)
     if training:
       self._update_statistics(z, codes, codebook, restart_key)
@@ -161,23 +170,23 @@ class VectorQuantizer(nn.Module):
 
   def _update_statistics(self, z, codes, codebook, key) -> None:
     counts = code_counts(codes, self.num_codes)
-    unused = jnp.where(counts > 0, 0.0, jax.lax.stop_gradient(self.unused_steps) + 1.0)
+    unused = jnp.where(counts > 0, 0.0, self.unused_steps.value + 1.0)
     dead = unused >= self.dead_code_steps
     self.put_variable(METRICS, "perplexity", perplexity(counts))
     self.put_variable(METRICS, "codes_used", jnp.mean(counts > 0))
     self.put_variable(METRICS, "dead_codes", jnp.sum(dead))
-    if self.update == "ema":
-      first = self.initialized == 0  # the statistics start at the (initialized) codebook
-      ema_count = jnp.where(first, 1.0, self.ema_count)
-      ema_sum = jnp.where(first, codebook, self.ema_sum)
-      ema_count, ema_sum, codebook = ema_update(ema_count, ema_sum, z, codes, self.decay,
-                                                self.epsilon)
-      if self.restart:
+    if self.codebook_update == "ema":
+      first = self.initialized.value == 0  # the statistics start at the (initialized) codebook
+      ema_count = jnp.where(first, 1.0, self.ema_count.value)
+      ema_sum = jnp.where(first, codebook, self.ema_sum.value)
+      ema_count, ema_sum, codebook = ema_update(ema_count, ema_sum, z, codes, self.codebook_decay,
+                                                self.codebook_epsilon)
+      if self.restart_dead_codes:
         codebook = restart_dead_codes(dead, codebook, z, key)
         ema_sum = jnp.where(dead[:, None], codebook, ema_sum)
         ema_count = jnp.where(dead, 1.0, ema_count)
         unused = jnp.where(dead, 0.0, unused)
-      for name, value in (("codebook", codebook), ("ema_count", ema_count), ("ema_sum", ema_sum),
-                          ("initialized", jnp.ones(()))):
-        self.put_variable(UPDATES, name, value)
-    self.put_variable(UPDATES, "unused_steps", unused)
+      self._codebook.value = codebook
+      self.ema_count.value, self.ema_sum.value = ema_count, ema_sum
+      self.initialized.value = jnp.ones(())
+    self.unused_steps.value = unused

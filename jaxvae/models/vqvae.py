@@ -11,10 +11,14 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 
-from jaxvae.models.interface import LogWeights
-from jaxvae.models.likelihoods import make_likelihood
-from jaxvae.models.networks import DownStages, UpStages, activation_fn
+from jaxvae.errors import UserError
+from jaxvae.models import interface
+from jaxvae.models.interface import LOSSES, LogWeights
+from jaxvae.models.likelihoods import likelihood_defaults, make_likelihood, validate_likelihood
+from jaxvae.models.networks import DownStages, UpStages, activation_fn, check_conv_shape
+from jaxvae.models.registry import register
 from jaxvae.models.vq_quantizer import VectorQuantizer
 
 
@@ -55,29 +59,21 @@ class ConvDecoder(nn.Module):
 class VQVAE(nn.Module):
   """Images `[B, H, W, C]` (H, W divisible by `2^len(channels)`) <-> codes `[B, h, w]` in [0, N).
 
-  Quantizer options are those of `VectorQuantizer`; likelihood options those of `VAE`.
+  `quantizer` is a `VectorQuantizer`; `likelihood_head` a family of `jaxvae.models.likelihoods`.
   """
 
   data_shape: tuple[int, int, int]
-  num_codes: int = 64
-  code_dim: int = 8
+  quantizer: VectorQuantizer
+  likelihood_head: nn.Module
   channels: tuple[int, ...] = (32,)
   blocks_per_stage: int = 1
   activation: str = "relu"
-  likelihood: str = "bernoulli"
-  likelihood_scale: float = 0.0
-  num_mixtures: int = 5
-  num_bits: int = 8
   output_bias: float = 0.0
-  commitment_cost: float = 0.25
-  codebook_update: str = "ema"
-  codebook_decay: float = 0.99
-  codebook_epsilon: float = 1e-5
-  codebook_init: str = "kmeans"
-  dead_code_steps: int = 100
-  restart_dead_codes: bool = True
-  cosine_codes: bool = False
-  chunk_size: int | None = None
+  capabilities = frozenset({interface.TRAINING_PENALTY})
+
+  @property
+  def num_codes(self) -> int:
+    return self.quantizer.num_codes
 
   @property
   def grid_shape(self) -> tuple[int, int]:
@@ -86,17 +82,11 @@ class VQVAE(nn.Module):
     return self.data_shape[0] // scale, self.data_shape[1] // scale
 
   def setup(self):
-    self.likelihood_head = make_likelihood(self.likelihood, math.prod(self.data_shape),
-                                           self.likelihood_scale, self.num_mixtures, self.num_bits)
-    self.encoder = ConvEncoder(self.channels, self.blocks_per_stage, self.code_dim, self.activation)
+    self.encoder = ConvEncoder(self.channels, self.blocks_per_stage, self.quantizer.code_dim,
+                               self.activation)
     self.decoder = ConvDecoder(self.channels, self.blocks_per_stage, self.data_shape[-1],
                                self.likelihood_head.params_per_dim, self.activation,
                                self.output_bias)
-    self.quantizer = VectorQuantizer(
-        self.num_codes, self.code_dim, self.commitment_cost, self.codebook_update,
-        self.codebook_decay, self.codebook_epsilon, self.codebook_init,
-        dead_code_steps=self.dead_code_steps, restart=self.restart_dead_codes,
-        cosine=self.cosine_codes, chunk_size=self.chunk_size)
 
   def encode(self, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     """`x [B, H, W, C]` -> the nearest codes `[B, h, w]` int32 (labels are ignored)."""
@@ -116,18 +106,20 @@ class VQVAE(nn.Module):
     """`log p(x | z_q) + log p(z_q)` under the uniform prior, for each of the `[K, B]` `keys`.
 
     `z_q` is deterministic, so the K rows are equal; `keys[0, 0]` draws the quantizer's data
-    initialization and restarts in training. `penalty [B]` holds the commitment (and codebook)
-    terms, which only the training loss adds.
+    initialization and restarts in training. The commitment (and codebook) terms `[B]` go to the
+    `losses` collection in training: only the training loss adds them.
     """
     del labels
     z_q, codes, penalty = self.quantizer(self.encoder(x), keys.reshape(-1)[0])
+    if self.is_mutable_collection(LOSSES) and not self.is_initializing():
+      self.put_variable(LOSSES, "penalty", penalty)
     log_likelihood = self.likelihood_head.log_prob(x.reshape(x.shape[0], -1), self.decoder(z_q))
     log_prior = jnp.full_like(log_likelihood,
                               -math.prod(codes.shape[1:]) * math.log(self.num_codes))
     shape = keys.shape[:1] + log_likelihood.shape
     return LogWeights(log_likelihood=jnp.broadcast_to(log_likelihood, shape),
                       log_prior=jnp.broadcast_to(log_prior, shape),
-                      log_posterior=jnp.zeros(shape), penalty=penalty)
+                      log_posterior=jnp.zeros(shape))
 
   def mean(self, codes: jax.Array) -> jax.Array:
     """Mean of p(x | z_q(codes)): `[B, h, w] -> [B, H, W, C]`."""
@@ -145,3 +137,67 @@ class VQVAE(nn.Module):
 
   def __call__(self, x: jax.Array, keys: jax.Array, labels: jax.Array | None = None) -> LogWeights:
     return self.log_weights(x, keys, labels)
+
+
+def vqvae_defaults():
+  """The `model` section of `model.kind='vqvae'` (without `kind`)."""
+  section = ml_collections.ConfigDict(dict(
+      channels=(32, 64),  # channels per stage; each stage halves the resolution
+      blocks_per_stage=1,  # residual blocks per stage
+      activation="relu",
+      num_codes=64,  # codebook size
+      code_dim=8,  # size of each code vector
+      commitment_cost=0.25,  # beta of the commitment term |z_e - sg(e)|^2
+      codebook_update="ema",  # ema (moving averages) | loss (codebook loss term)
+      codebook_decay=0.99,  # ema: decay of the moving averages
+      codebook_epsilon=1e-5,  # ema: Laplace smoothing of the code counts
+      codebook_init="kmeans",  # ema: random | sample | kmeans (first batch)
+      dead_code_steps=100,  # a code unused for this many steps is dead
+      restart_dead_codes=True,  # ema: re-seed dead codes from encoder outputs
+      cosine_codes=False,  # L2-normalized codes and encoder outputs
+      codebook_chunk_size=0,  # nearest-code search over chunks of this many codes (memory
+      #   [B * h * w, chunk], for large codebooks); 0 = the whole codebook at once
+  ))
+  section.update(likelihood_defaults())
+  return section
+
+
+def _validate(section, config) -> None:
+  validate_likelihood(section, config)
+  for key, choices in (("codebook_update", ("ema", "loss")),
+                       ("codebook_init", ("random", "sample", "kmeans"))):
+    if section[key] not in choices:
+      raise UserError(f"config key 'model.{key}' is {section[key]!r}; choose one of "
+                      f"{', '.join(choices)}")
+  for key in ("num_codes", "code_dim", "dead_code_steps", "codebook_epsilon", "blocks_per_stage"):
+    if not section[key] > 0:
+      raise UserError(f"config key 'model.{key}' must be positive, got {section[key]!r}")
+  if not section.channels or any(not isinstance(c, int) or c <= 0 for c in section.channels):
+    raise UserError(f"config key 'model.channels' must be a non-empty tuple of positive ints, "
+                    f"got {section.channels!r}")
+  if section.commitment_cost < 0 or not 0 < section.codebook_decay < 1:
+    raise UserError(f"config keys 'model.commitment_cost' (>= 0) and 'model.codebook_decay' (in "
+                    f"(0, 1)) are {section.commitment_cost!r} and {section.codebook_decay!r}")
+  chunk = section.codebook_chunk_size
+  if chunk < 0 or (chunk and section.num_codes % chunk):
+    raise UserError(f"config key 'model.codebook_chunk_size' must be 0 (whole codebook) or divide "
+                    f"model.num_codes={section.num_codes}, got {chunk}")
+  if section.codebook_update == "loss" and (
+      section.restart_dead_codes or section.codebook_init != "random"):
+    raise UserError("model.codebook_update='loss' trains the codebook by gradient; data "
+                    "initialization and dead-code restarts need 'ema': set "
+                    "model.codebook_init='random' and model.restart_dead_codes=False, or use 'ema'")
+
+
+@register("vqvae", vqvae_defaults, _validate)
+def build_vqvae(section, context) -> VQVAE:
+  check_conv_shape(section.channels, context.data_shape, "model.kind='vqvae'")
+  quantizer = VectorQuantizer(
+      section.num_codes, section.code_dim, **{k: section[k] for k in (
+          "commitment_cost", "codebook_update", "codebook_decay", "codebook_epsilon",
+          "codebook_init", "dead_code_steps", "restart_dead_codes", "cosine_codes",
+          "codebook_chunk_size")})
+  return VQVAE(data_shape=tuple(context.data_shape), quantizer=quantizer,
+               likelihood_head=make_likelihood(section, math.prod(context.data_shape)),
+               channels=tuple(section.channels), blocks_per_stage=section.blocks_per_stage,
+               activation=section.activation, output_bias=section.output_bias)

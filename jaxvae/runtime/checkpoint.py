@@ -1,7 +1,8 @@
 """Orbax checkpoints of the train state, behind one small class (an Orbax API change is a one-file change).
 
-Layout: `WORKDIR/checkpoints/<step>/{params,opt_state,meta[,ema_params]}`; `meta` holds the step,
-the run's random key and the skip counters. Saves are asynchronous and atomic (Orbax writes to a
+Layout: `WORKDIR/checkpoints/<step>/{params,opt_state,meta[,ema_params][,model_state]}`; `meta`
+holds the step, the run's random key and the skip counters; `model_state` the model's collections
+other than its parameters (e.g. the VQ-VAE's codebook statistics), for the models that have any. Saves are asynchronous and atomic (Orbax writes to a
 temporary directory and renames it when complete), so a save killed halfway never damages the last
 good checkpoint and a reader never sees a half-written step. Retention: the last
 `train.keep_checkpoints` steps, plus every step that is a multiple of `train.keep_every`.
@@ -30,7 +31,7 @@ from etils import epath
 from jaxvae.errors import UserError
 from jaxvae.runtime import workdir as workdir_lib
 
-_ITEMS = ("params", "opt_state", "meta", "ema_params")
+_ITEMS = ("params", "opt_state", "meta", "ema_params", "model_state")
 _META = ("step", "key", "skipped_updates", "consecutive_skips")
 
 
@@ -85,9 +86,8 @@ class Checkpoints:
                       f"available steps: {', '.join(map(str, available))}")
     return step
 
-  def has_ema(self, step: int) -> bool:
-    """Whether the checkpoint of `step` holds an EMA of the parameters."""
-    return epath.Path(self.directory, str(step), "ema_params").is_dir()
+  def _has(self, step: int, item: str) -> bool:
+    return epath.Path(self.directory, str(step), item).is_dir()
 
   def save(self, step: int, state: Any) -> None:
     """Starts an asynchronous save of the train state as step `step` (every process calls it)."""
@@ -95,6 +95,8 @@ class Checkpoints:
                  meta={name: getattr(state, name) for name in _META})
     if state.ema_params is not None:
       items["ema_params"] = state.ema_params
+    if state.model_state:
+      items["model_state"] = state.model_state
     self._manager.save(step, args=ocp.args.Composite(
         **{name: ocp.args.StandardSave(item) for name, item in items.items()}), force=True)
 
@@ -142,22 +144,37 @@ class Checkpoints:
     """The train state at `step`, shaped and sharded like `target` (arrays or `ShapeDtypeStruct`s)."""
     targets = dict(params=target.params, opt_state=target.opt_state,
                    meta={name: getattr(target, name) for name in _META})
+    if target.model_state:
+      if not self._has(step, "model_state"):
+        raise UnreadableCheckpoint(self.directory, step, "it holds no model state, which this "
+                                   "model has (e.g. a VQ-VAE's codebook statistics)")
+      targets["model_state"] = target.model_state
     if target.ema_params is not None:
-      if not self.has_ema(step):
+      if not self._has(step, "ema_params"):
         raise UserError(f"checkpoint {self.directory}/{step} has no EMA of the parameters but "
                         f"train.ema_decay is set; resume with the run's own config or a new "
                         f"--workdir")
       targets["ema_params"] = target.ema_params
     restored = self._restore(step, **targets)
     return target.replace(params=restored.params, opt_state=restored.opt_state,
-                          ema_params=restored.get("ema_params"), **restored.meta)
+                          ema_params=restored.get("ema_params"),
+                          model_state=restored.get("model_state", target.model_state),
+                          **restored.meta)
 
-  def restore_params(self, step: int, target: Any) -> Any:
-    """The parameters at `step` for evaluation and sampling: their EMA when the run keeps one
+  def restore_variables(self, step: int, target: dict) -> dict:
+    """The model's variables at `step` for evaluation and sampling, shaped like `target`
+    (`{'params': ..., <state>: ...}`): the EMA of the parameters when the run keeps one
     (train.ema_decay > 0), else the raw parameters. No optimizer state is read."""
-    if self.has_ema(step):
-      return self._restore(step, ema_params=target).ema_params
-    return self._restore(step, params=target).params
+    params, state = target["params"], {k: v for k, v in target.items() if k != "params"}
+    name = "ema_params" if self._has(step, "ema_params") else "params"
+    targets = {name: params}
+    if state:
+      if not self._has(step, "model_state"):
+        raise UnreadableCheckpoint(self.directory, step, "it holds no model state, which this "
+                                   "model has (e.g. a VQ-VAE's codebook statistics)")
+      targets["model_state"] = state
+    restored = self._restore(step, **targets)
+    return {"params": restored[name], **restored.get("model_state", {})}
 
   def _restore(self, step: int, **targets: Any) -> Any:
     args = {name: ocp.args.StandardRestore(_abstract(t)) for name, t in targets.items()}

@@ -2,10 +2,10 @@
 
 One implementation of each grid, shared by `jaxvae sample` and the trainer (PNG files and
 TensorBoard images every `train.image_every` steps). The grid functions are pure functions of the
-parameters (call them under `jax.jit`) and return `[N, *data_shape]` image means in data scale;
+variables (call them under `jax.jit`) and return `[N, *data_shape]` image means in data scale;
 `grid_pixels` lays N images out in rows.
 
-    images = interpolations(model, params, x[0:2:2], x[1:2:2], steps=10)  # [1 * 10, H, W, C]
+    images = interpolations(model, variables, x[0:2:2], x[1:2:2], steps=10)  # [1 * 10, H, W, C]
     save_image_grid(images, "interpolation.png", columns=10)
 """
 
@@ -18,68 +18,53 @@ from etils import epath
 from PIL import Image
 
 from jaxvae.errors import UserError
-from jaxvae.models.vae import VAE
+from jaxvae.models import interface
 from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.runtime import workdir as workdir_lib
 
 
-def _decode_mean(module, z: jax.Array, labels: jax.Array | None) -> jax.Array:
-  """Mean of p(x | z) for `z [B, L]`: `[B, *data_shape]`."""
-  mean = module.likelihood_head.mean(module.decode(z, labels))
-  return mean.reshape(z.shape[:-1] + tuple(module.data_shape))
-
-
-def _posterior_mode(module, x: jax.Array, labels: jax.Array | None) -> jax.Array:
-  """The latent code of `x [B, *data_shape]`: the mode of q(z | x), `[B, L]` (what `reconstruct`
-  decodes)."""
-  return module.posterior_head.mode(module.encode(x, labels))
-
-
 def check_latent_grids(model) -> None:
   """Raises `UserError` unless `model` has the one latent vector that interpolations and
-  traversals move through (`model.kind` vae or cvae)."""
-  if not isinstance(model, VAE):
+  traversals move through (capability `LATENT_VECTOR`)."""
+  if not interface.has(model, interface.LATENT_VECTOR):
     raise UserError(f"latent interpolations and traversals need a model with one latent vector "
-                    f"(model.kind 'vae' or 'cvae'), not {type(model).__name__}; use "
-                    f"--kind=samples or --kind=reconstructions")
+                    f"(capability LATENT_VECTOR, e.g. model.kind 'vae' or 'cvae'); "
+                    f"{type(model).__name__} has none: use --kind=samples or "
+                    f"--kind=reconstructions")
 
 
 def check_temperature(model, temperature: float) -> None:
   """Raises `UserError` unless sampling `model` at `temperature` is defined: temperature 1 for
-  every model; any `temperature >= 0` for a VAE with a N(0, I) prior (z = temperature * eps)."""
+  every model, any `temperature >= 0` for a model with capability `TEMPERATURE`."""
   if temperature < 0:
     raise UserError(f"the sampling temperature must be >= 0, got {temperature}")
-  if temperature != 1.0 and not (isinstance(model, VAE) and model.prior == "standard_normal"):
+  if temperature != 1.0 and not interface.has(model, interface.TEMPERATURE):
     raise UserError(f"a sampling temperature other than 1 (got {temperature}) scales the noise of "
-                    f"a N(0, I) prior: it needs model.kind 'vae' or 'cvae' with "
-                    f"model.prior='standard_normal'; use temperature 1")
+                    f"a N(0, I) prior (capability TEMPERATURE, e.g. model.kind 'vae' or 'cvae' "
+                    f"with model.prior='standard_normal'); {type(model).__name__} here has none: "
+                    f"use temperature 1")
 
 
-def samples(model, params, key: jax.Array, num: int, temperature: float = 1.0,
+def samples(model, variables, key: jax.Array, num: int, temperature: float = 1.0,
             labels: jax.Array | None = None) -> jax.Array:
-  """`[num, *data_shape]` means of p(x | z) for z ~ p(z); at `temperature` T != 1 (N(0, I) priors,
-  see `check_temperature`), z = T * eps, so T = 0 decodes the prior mean z = 0 (Kingma & Dhariwal,
+  """`[num, *data_shape]` means of p(x | z) for z ~ p(z); at `temperature` T != 1 (see
+  `check_temperature`), z = T eps, so T = 0 decodes the prior mean z = 0 (Kingma & Dhariwal,
   2018). A conditional VAE draws for `labels [num]`, or cycles through the classes when None."""
   check_temperature(model, temperature)
   if temperature == 1.0:
-    return model.apply({"params": params}, key, num, labels, method=model.sample)
-  if labels is None and model.num_classes:
-    labels = jnp.arange(num) % model.num_classes
-
-  def draw(module):
-    return _decode_mean(module, temperature * module.sample_prior(key, num), labels)
-
-  return model.apply({"params": params}, method=draw)
+    return model.apply(variables, key, num, labels, method=model.sample)
+  return model.apply(variables, key, num, labels, temperature, method=model.sample)
 
 
-def reconstructions(model, params, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+def reconstructions(model, variables, x: jax.Array,
+                    labels: jax.Array | None = None) -> jax.Array:
   """`x [B, *data_shape]` interleaved with its reconstructions: `[2B, *data_shape]`, image b at
   row `2b` and its reconstruction (mean of p(x | z) at the posterior's mode) at `2b + 1`."""
-  recon = model.apply({"params": params}, x, labels, method=model.reconstruct)
+  recon = model.apply(variables, x, labels, method=model.reconstruct)
   return jnp.stack([x, recon], axis=1).reshape((-1,) + x.shape[1:])
 
 
-def interpolations(model, params, x_start: jax.Array, x_end: jax.Array, steps: int,
+def interpolations(model, variables, x_start: jax.Array, x_end: jax.Array, steps: int,
                    labels_start: jax.Array | None = None,
                    labels_end: jax.Array | None = None) -> jax.Array:
   """`[P * steps, *data_shape]`: row p decodes `(1 - t) z(x_start_p) + t z(x_end_p)` for `steps`
@@ -88,17 +73,17 @@ def interpolations(model, params, x_start: jax.Array, x_end: jax.Array, steps: i
   check_latent_grids(model)
 
   def draw(module):
-    z0 = _posterior_mode(module, x_start, labels_start)  # [P, L]
-    z1 = _posterior_mode(module, x_end, labels_end)
+    z0 = module.latent_code(x_start, labels_start)  # [P, L]
+    z1 = module.latent_code(x_end, labels_end)
     t = jnp.linspace(0.0, 1.0, steps)[None, :, None]
     z = ((1 - t) * z0[:, None] + t * z1[:, None]).reshape(-1, z0.shape[-1])  # [P * steps, L]
     labels = None if labels_start is None else jnp.repeat(labels_start, steps)
-    return _decode_mean(module, z, labels)
+    return module.decode_latent(z, labels)
 
-  return model.apply({"params": params}, method=draw)
+  return model.apply(variables, method=draw)
 
 
-def traversals(model, params, x: jax.Array, steps: int, radius: float, num_dims: int,
+def traversals(model, variables, x: jax.Array, steps: int, radius: float, num_dims: int,
                labels: jax.Array | None = None) -> jax.Array:
   """`[num_dims * steps, *data_shape]`: row d decodes the code `z(x)` of one image `x [1, ...]`
   with its dimension d replaced by `steps` values from `-radius` to `radius` (the first
@@ -109,13 +94,13 @@ def traversals(model, params, x: jax.Array, steps: int, radius: float, num_dims:
                     f"{model.latent_dim}; choose 1..{model.latent_dim}")
 
   def draw(module):
-    z = jnp.tile(_posterior_mode(module, x, labels), (num_dims, steps, 1))  # [num_dims, steps, L]
+    z = jnp.tile(module.latent_code(x, labels), (num_dims, steps, 1))  # [num_dims, steps, L]
     values = jnp.broadcast_to(jnp.linspace(-radius, radius, steps), (num_dims, steps))
     z = z.at[jnp.arange(num_dims), :, jnp.arange(num_dims)].set(values)
     labels_ = None if labels is None else jnp.repeat(labels, num_dims * steps)
-    return _decode_mean(module, z.reshape(num_dims * steps, -1), labels_)
+    return module.decode_latent(z.reshape(num_dims * steps, -1), labels_)
 
-  return model.apply({"params": params}, method=draw)
+  return model.apply(variables, method=draw)
 
 
 def grid_pixels(images: np.ndarray, columns: int | None = None, scale: int = 4) -> np.ndarray:
@@ -158,37 +143,38 @@ STEPS, RADIUS = 10, 3.0
 
 
 def make_image_writer(model, config, mesh, workdir: str, originals: dict):
-  """`show(params, step)`: writes the trainer's grids as `workdir/images/<kind>_<step>.png` and as
+  """`show(variables, step)`: writes the trainer's grids as `workdir/images/<kind>_<step>.png` and as
   TensorBoard images (`workdir/tensorboard/images`).
 
   `originals`: a global batch `{'image': [32 * P, ...], 'label': [32 * P]}` of test images.
   Every process must call `show` (it runs under jit on global arrays); process 0 writes.
-  Interpolations and traversals are drawn for models with one latent vector (vae, cvae).
+  Interpolations and traversals are drawn for models with one latent vector (`LATENT_VECTOR`).
   """
-  latent = isinstance(model, VAE)
-  labels_of = (lambda y: y) if latent and model.num_classes else (lambda y: None)
+  latent = interface.has(model, interface.LATENT_VECTOR)
+  labels_of = lambda y: interface.labels_for(model, y)  # noqa: E731
   temperature = config.train.image_temperature
 
-  def render(params, x, y):  # Global arrays are arguments: a closure cannot span hosts.
+  def render(variables, x, y):  # Global arrays are arguments: a closure cannot span hosts.
     grids = {
-        "samples": samples(model, params, jax.random.key(config.seed), NUM_SAMPLES, temperature),
-        "reconstructions": reconstructions(model, params, x[:NUM_RECONSTRUCTIONS],
+        "samples": samples(model, variables, jax.random.key(config.seed), NUM_SAMPLES,
+                           temperature),
+        "reconstructions": reconstructions(model, variables, x[:NUM_RECONSTRUCTIONS],
                                            labels_of(y[:NUM_RECONSTRUCTIONS])),
     }
     if latent:
       pairs = slice(0, 2 * NUM_INTERPOLATIONS, 2), slice(1, 2 * NUM_INTERPOLATIONS, 2)
       grids["interpolations"] = interpolations(
-          model, params, x[pairs[0]], x[pairs[1]], STEPS, labels_of(y[pairs[0]]),
+          model, variables, x[pairs[0]], x[pairs[1]], STEPS, labels_of(y[pairs[0]]),
           labels_of(y[pairs[1]]))
-      grids["traversals"] = traversals(model, params, x[:1], STEPS, RADIUS,
+      grids["traversals"] = traversals(model, variables, x[:1], STEPS, RADIUS,
                                        min(model.latent_dim, MAX_TRAVERSED_DIMS), labels_of(y[:1]))
     return grids
 
   render = jax.jit(render, out_shardings=mesh_lib.replicated(mesh))
   columns = {"samples": None, "reconstructions": 16, "interpolations": STEPS, "traversals": STEPS}
 
-  def show(params, step: int) -> None:
-    grids = render(params, originals["image"], originals["label"])
+  def show(variables, step: int) -> None:
+    grids = render(variables, originals["image"], originals["label"])
     if jax.process_index() != 0:
       return
     from tensorboardX import SummaryWriter

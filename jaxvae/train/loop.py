@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
@@ -14,12 +15,14 @@ from etils import epath
 from jaxvae import config as config_lib
 from jaxvae import data as data_lib
 from jaxvae.errors import UserError
-from jaxvae.models import build_model
+from jaxvae.eval import evaluate
+from jaxvae.models import interface
 from jaxvae.runtime import checkpoint as checkpoint_lib
 from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.runtime import workdir as workdir_lib
-from jaxvae.runtime.images import make_image_writer
+from jaxvae.runtime import images as images_lib
 from jaxvae.runtime.metrics import MetricWriter
+from jaxvae.runtime.trained import build_model
 from jaxvae.train import state as state_lib
 from jaxvae.train.progress import Progress
 
@@ -53,9 +56,10 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
                     f"it away or use a new --workdir")
   has_checkpoints = checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())
   if has_checkpoints and epath.Path(config_path).exists():
-    old = json.loads(epath.Path(config_path).read_text())
+    old = config_lib.migrate(json.loads(epath.Path(config_path).read_text()))
     new = json.loads(config.to_json())
-    for key, was, now in _differences(old, new):
+    changes = sorted(_differences(old, new), key=lambda change: change[0] != "model.kind")
+    for key, was, now in changes:
       if not key.startswith(_RESUMABLE_CHANGES):
         raise UserError(f"{workdir} holds checkpoints of a different run: {key} was {was!r}, now "
                         f"{now!r}; use a new --workdir, or resume with the run's own config "
@@ -181,24 +185,23 @@ def _check_skips(state, train: ml_collections.ConfigDict, checkpoints, step: int
         f"NaN/inf, lower train.learning_rate or set train.clip_grad_norm, then rerun to resume")
 
 
-def _output_bias(config: ml_collections.ConfigDict, data: data_lib.Split) -> tuple | None:
-  """With `model.output_bias_from_data`: the logit of each pixel's mean over the training split
-  (clipped to [1e-3, 1 - 1e-3]), the initial Bernoulli logits of Burda et al. (2016); else None."""
-  if not config.model.output_bias_from_data:
-    return None
-  mean = np.clip(data_lib.mean_image(config.data, data), 1e-3, 1 - 1e-3).reshape(-1)
-  return tuple(float(v) for v in np.log(mean) - np.log1p(-mean))
+def check_objective(model, train: ml_collections.ConfigDict) -> None:
+  """Raises `UserError` when the model cannot train with `train.objective`."""
+  if train.objective == "exact_elbo" and not interface.has(model, interface.EXACT_ELBO):
+    raise UserError(f"train.objective='exact_elbo' needs a model that computes its ELBO by "
+                    f"enumeration (capability EXACT_ELBO, e.g. model.kind='toy'); "
+                    f"{type(model).__name__} does not: use 'elbo' or 'iwae'")
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       model: nn.Module | None = None) -> dict | None:
   """Trains (resuming from the latest checkpoint in `workdir`), then evaluates log p(x).
 
-  Returns the evaluation record of the final step (see `jaxvae.eval.evaluate`), or None when the
-  run was preempted (SIGTERM): then it saved a checkpoint of the current step and stopped cleanly;
-  the same call resumes it.
+  `model`: any module with the model interface (`jaxvae.models.interface`); default the one
+  `config.model` names. Returns the evaluation record of the final step (see
+  `jaxvae.eval.evaluate`), or None when the run was preempted (SIGTERM): then it saved a
+  checkpoint of the current step and stopped cleanly; the same call resumes it.
   """
-  from jaxvae.eval import evaluate  # eval depends on train; import here to avoid a cycle.
-
   config_lib.validate(config)
   train = config.train
   mesh = mesh_lib.make_mesh(train.num_devices, train.fsdp_devices)
@@ -208,7 +211,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   eval_data = data_lib.load_split(config.data, config.data.eval_split)  # Errors before any write.
   prepare_workdir(config, workdir)
 
-  model = build_model(config.model, data.image_shape)
+  given = model
+  if given is not None:
+    interface.check_model(given)
+  model = given or build_model(config.model, data.image_shape)
+  check_objective(model, train)
+  images_lib.check_temperature(model, train.image_temperature)
   optimizer, schedule = state_lib.make_optimizer(train)
   init_state = lambda key, model=model: state_lib.init_state(model, optimizer, data.image_shape,
                                                              key, ema=train.ema_decay > 0)
@@ -221,9 +229,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
                                            keep_every=train.keep_every)
   state = checkpoints.restore_latest(jax.eval_shape(init(model), key))  # Damaged steps set aside.
   start_step = checkpoints.latest_step() or 0
-  if state is None:  # A fresh run: only here do the data's pixel means matter (output bias).
-    state = init(build_model(config.model, data.image_shape,
-                             output_bias=_output_bias(config, data)))(key)
+  if state is None:  # A fresh run: only here do data-dependent initializations matter.
+    fresh = given or build_model(config.model, data.image_shape,
+                                 pixel_mean=lambda: data_lib.mean_image(config.data, data))
+    state = init(fresh)(key)
   else:
     print(f"Resuming from step {start_step} in {checkpoints.directory}", flush=True)
 
@@ -261,7 +270,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
           _check_skips(state, train, checkpoints, step)
           checkpoints.save(step, state)
         if step % image_every == 0 or step == train.num_steps:
-          show(state.ema_params if state.ema_params is not None else state.params, step)
+          params = state.ema_params if state.ema_params is not None else state.params
+          show({"params": params, **state.model_state}, step)
         progress.update(step)
         if step < train.num_steps and preemption.reached(index):
           if not saved:
@@ -279,14 +289,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   final_step = max(start_step, train.num_steps)
   if start_step >= train.num_steps:
     print(f"Already trained to step {start_step} (train.num_steps={train.num_steps}).")
-  return evaluate(config, workdir, step=final_step)
+  return evaluate(config, workdir, step=final_step, model=given)
 
 
 def _image_writer(model, config, mesh, workdir: str, eval_split: data_lib.Split):
-  """`show(params, step)`: the image grids of `jaxvae.runtime.images.make_image_writer` on the first
+  """`show(variables, step)`: the image grids of `jaxvae.runtime.images.make_image_writer` on the first
   32 test images; data that are not `[H, W, C]` images (the 1-D toy) get none."""
   if len(eval_split.image_shape) != 3:
-    return lambda params, step: None
+    return lambda variables, step: None
   originals = next(data_lib.eval_batches(config, eval_split, 32 * jax.process_count()))
   originals = mesh_lib.global_batch({k: originals[k] for k in ("image", "label")}, mesh)
-  return make_image_writer(model, config, mesh, workdir, originals)
+  return images_lib.make_image_writer(model, config, mesh, workdir, originals)

@@ -7,10 +7,10 @@ One update (`train_step`), in order:
      advances) when the loss or the global gradient norm is not finite, or the norm exceeds
      `skip_grad_norm` (> 0); `skipped_updates` counts them and `consecutive_skips` the current run;
   3. the optax chain: global-norm clipping (Pascanu et al., 2013), then Adam (Kingma & Ba, 2015)
-     or AdamW (Loshchilov & Hutter, 2019) at the warm-up + decay schedule; then the parameters
-     the model updates itself (the values it writes to its `param_updates` collection, e.g. the
-     VQ-VAE's EMA codebook; with accumulation, the last micro-batch's) are replaced; the model's
-     `penalty` terms join the loss and its `metrics` collection the step's metrics;
+     or AdamW (Loshchilov & Hutter, 2019) at the warm-up + decay schedule. The model's state
+     collections (e.g. the VQ-VAE's codebook statistics: no gradient, no optimizer state) take the
+     values the model wrote in the step (threaded through the micro-batches with accumulation);
+     the `[B]` terms it writes to `losses` join the loss and its `metrics` the step's metrics;
   4. EMA of the parameters: `ema <- d * ema + (1 - d) * params` (Polyak & Juditsky, 1992).
 `train_steps` runs a chunk of steps in one device call with `jax.lax.scan`. XLA:CPU runs
 convolutions inside loops and conditionals 10-40x slower than outside them (jax#12868), so on the
@@ -31,7 +31,8 @@ import ml_collections
 import optax
 
 from jaxvae import losses
-from jaxvae.models.interface import METRICS, PARAM_UPDATES
+from jaxvae.models.interface import LOSSES, METRICS
+from jaxvae.runtime.trained import init_variables, split_variables
 
 
 @flax.struct.dataclass
@@ -40,6 +41,7 @@ class TrainState:
   params: Any
   opt_state: Any
   ema_params: Any  # a copy of the params tree, or None when train.ema_decay == 0
+  model_state: dict  # the model's collections other than `params` ({} for most models)
   key: jax.Array  # [2] uint32: raw data of the run's random key (checkpointable)
   skipped_updates: jax.Array  # [] int32: all skipped updates so far
   consecutive_skips: jax.Array  # [] int32: skipped updates since the last applied one
@@ -104,28 +106,16 @@ def make_optimizer(train: ml_collections.ConfigDict) -> tuple[optax.GradientTran
   return optimizer, schedule
 
 
-def init_params(model: nn.Module, data_shape: tuple[int, ...], key: jax.Array) -> Any:
-  """Model parameters from `key`; jit with out-shardings so they are built where they live."""
-  x = jnp.zeros((1,) + tuple(data_shape), jnp.float32)
-  return model.init(key, x, jax.random.split(key, (1, 1)))["params"]
-
-
-def abstract_params(model: nn.Module, data_shape: tuple[int, ...], sharding) -> Any:
-  """Shapes, dtypes and `sharding` of the parameters, without computing them (for restores)."""
-  shapes = jax.eval_shape(lambda key: init_params(model, data_shape, key), jax.random.key(0))
-  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
-
-
 def init_state(model: nn.Module, optimizer: optax.GradientTransformation,
                data_shape: tuple[int, ...], key: jax.Array, ema: bool = False) -> TrainState:
   """Step 0: parameters from `split(key)[0]`, the run's key (for the steps' draws) from `[1]`."""
   init_key, train_key = jax.random.split(key)
-  params = init_params(model, data_shape, init_key)
+  params, model_state = split_variables(init_variables(model, data_shape, init_key))
   zero = jnp.zeros((), jnp.int32)
   return TrainState(step=zero, params=params, opt_state=optimizer.init(params),
                     ema_params=jax.tree.map(jnp.copy, params) if ema else None,
-                    key=jax.random.key_data(train_key), skipped_updates=zero,
-                    consecutive_skips=zero)
+                    model_state=model_state, key=jax.random.key_data(train_key),
+                    skipped_updates=zero, consecutive_skips=zero)
 
 
 def _microbatches(tree: Any, num: int, axis: int) -> Any:
@@ -137,14 +127,6 @@ def _microbatches(tree: Any, num: int, axis: int) -> Any:
   return jax.tree.map(split, tree)
 
 
-def _replace(params: Any, new: Any) -> Any:
-  """`params` with the leaves that `new` (a subtree of the same paths) holds replaced by its values."""
-  flat = traverse_util.flatten_dict(params)
-  for path, value in traverse_util.flatten_dict(dict(new)).items():
-    flat[path] = value.astype(flat[path].dtype)
-  return traverse_util.unflatten_dict(flat)
-
-
 def train_step(state: TrainState, batch: dict, *, model: nn.Module,
                optimizer: optax.GradientTransformation, schedule: optax.Schedule,
                options: StepOptions) -> tuple[TrainState, dict]:
@@ -153,7 +135,7 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
   `options.objective` is 'elbo' (`E_q[log p(x|z)] - beta_t KL` over K samples, with
   `beta_t = kl_warmup_beta(step, kl_warmup_steps, beta)`: the ELBO at beta 1 and no warm-up, a
   beta-VAE otherwise), 'iwae' (the K-sample IWAE bound) or 'exact_elbo' (the model's
-  `exact_elbo`, by enumeration over a discrete z). Random draws use
+  `exact_elbo`, by enumeration over a discrete z: capability `EXACT_ELBO`). Random draws use
   `fold_in(state.key, step)` split into `[K, B]` per-example keys, independent of the device count
   and of the accumulation. Returns the new state and scalar metrics.
   """
@@ -163,11 +145,12 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
   beta = losses.kl_warmup_beta(state.step, options.kl_warmup_steps, options.beta)
   compute_dtype = jnp.dtype(options.compute_dtype)
 
-  def loss_fn(params, images, labels, keys):
+  def loss_fn(params, model_state, images, labels, keys):
     if compute_dtype != jnp.float32:  # Low-precision compute, float32 master params and loss.
       params, images = jax.tree.map(lambda a: a.astype(compute_dtype), (params, images))
-    log_weights, written = model.apply({"params": params}, images, keys, labels,
-                                       method=model.log_weights, mutable=[PARAM_UPDATES, METRICS])
+    variables = {"params": params, **model_state}
+    log_weights, written = model.apply(variables, images, keys, labels, method=model.log_weights,
+                                       mutable=[*model_state, METRICS, LOSSES])
     log_weights = jax.tree.map(lambda a: a.astype(jnp.float32), log_weights)
     if options.objective == "elbo":
       loss = -jnp.mean(losses.elbo_kl_form(log_weights.log_likelihood,
@@ -175,59 +158,58 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
     elif options.objective == "iwae":
       loss = -jnp.mean(losses.iwae_bound(log_weights.values))
     else:  # The model's own ELBO by enumeration over a discrete z (the 1-D toy).
-      loss = -jnp.mean(model.apply({"params": params}, images, labels, method="exact_elbo"))
+      loss = -jnp.mean(model.apply(variables, images, labels, method=model.exact_elbo))
     metrics = {"elbo": jnp.mean(losses.elbo(log_weights.values)), "kl": jnp.mean(log_weights.kl),
                "log_likelihood": jnp.mean(log_weights.log_likelihood)}
-    if log_weights.penalty is not None:  # Training-only terms (the VQ-VAE's commitment loss).
-      metrics["penalty"] = jnp.mean(log_weights.penalty)
-      loss += metrics["penalty"]
+    for name, terms in written.get(LOSSES, {}).items():  # Training-only terms, e.g. commitment.
+      metrics[name] = jnp.mean(terms.astype(jnp.float32))
+      loss += metrics[name]
     metrics["loss"] = loss
-    if log_weights.layer_kl is not None:
-      for layer, kl in enumerate(jnp.mean(log_weights.layer_kl, axis=(1, 2))):
-        metrics[f"kl_layer_{layer}"] = kl
     for path, value in traverse_util.flatten_dict(dict(written.get(METRICS, {}))).items():
       metrics["_".join(path)] = value.astype(jnp.float32)
-    return loss, (metrics, written.get(PARAM_UPDATES, {}))
+    return loss, (metrics, {name: written[name] for name in model_state})
 
   grad_fn = jax.grad(loss_fn, has_aux=True)
   labels = batch.get("label")
   if options.accumulate_steps == 1:
-    grads, (metrics, param_updates) = grad_fn(state.params, images, labels, keys)
+    grads, (metrics, model_state) = grad_fn(state.params, state.model_state, images, labels, keys)
   else:
     micro = (_microbatches(images, options.accumulate_steps, 0),
              _microbatches(labels, options.accumulate_steps, 0),
              _microbatches(keys, options.accumulate_steps, 1))
 
-    def accumulate(total, inputs):
-      grads, aux = grad_fn(state.params, *inputs)
-      return jax.tree.map(jnp.add, total, grads), aux
+    def accumulate(carry, inputs):  # The model state passes from micro-batch to micro-batch.
+      total, model_state = carry
+      grads, (metrics, model_state) = grad_fn(state.params, model_state, *inputs)
+      return (jax.tree.map(jnp.add, total, grads), model_state), metrics
 
     zeros = jax.tree.map(jnp.zeros_like, state.params)
-    grads, (metrics, param_updates) = _scan(accumulate, zeros, micro, options.unroll_loops)
+    (grads, model_state), metrics = _scan(accumulate, (zeros, state.model_state), micro,
+                                          options.unroll_loops)
     grads = jax.tree.map(lambda g: g / options.accumulate_steps, grads)
     metrics = jax.tree.map(jnp.mean, metrics)
-    param_updates = jax.tree.map(lambda u: u[-1], param_updates)  # the last micro-batch's
 
   grad_norm = optax.tree.norm(grads)
   ok = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
   if options.skip_grad_norm:
     ok &= grad_norm <= options.skip_grad_norm
 
-  def apply(grads, params, opt_state, ema_params):
+  def apply(grads, params, opt_state, ema_params, _):
     updates, opt_state = optimizer.update(grads, opt_state, params)
-    params = _replace(optax.apply_updates(params, updates), param_updates)
+    params = optax.apply_updates(params, updates)
     if ema_params is not None:
       ema_params = optax.incremental_update(params, ema_params, 1.0 - options.ema_decay)
-    return params, opt_state, ema_params
+    return params, opt_state, ema_params, model_state
 
-  # A skipped update leaves params, optimizer state and EMA as they were (a branch, not a select,
-  # so an applied update costs no extra pass over the state).
-  params, opt_state, ema_params = jax.lax.cond(
+  # A skipped update leaves params, optimizer state, EMA and model state as they were (a branch,
+  # not a select, so an applied update costs no extra pass over the state).
+  params, opt_state, ema_params, model_state = jax.lax.cond(
       ok, apply, lambda grads, *state: state, grads, state.params, state.opt_state,
-      state.ema_params)
+      state.ema_params, state.model_state)
   skipped = (~ok).astype(jnp.int32)
   new_state = state.replace(
       step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema_params,
+      model_state=model_state,
       skipped_updates=state.skipped_updates + skipped,
       consecutive_skips=(state.consecutive_skips + 1) * skipped)
   metrics.update(learning_rate=schedule(state.step), grad_norm=grad_norm, skipped=skipped,

@@ -1,15 +1,13 @@
-"""Likelihood families p(x | z) on the decoder's per-pixel output `out [..., D, P]`.
-
-Each is a small Linen module with `params_per_dim` (P), `log_prob(x [B, D], out [..., B, D, P]) ->
-[..., B]` and `mean(out) -> [..., D]` (what `sample` and `reconstruct` show). Pixels are the floats
-`jaxvae.data` delivers, flattened to `[B, D]`.
-"""
+"""The standard likelihood families: Bernoulli, Gaussian, discretized logistic mixture and
+categorical-256 (see `jaxvae.models.likelihoods` for the interface)."""
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from jaxvae import distributions as D
+from jaxvae.errors import UserError
+from jaxvae.models.likelihoods import register_likelihood
 
 
 class BernoulliLikelihood(nn.Module):
@@ -91,15 +89,29 @@ class Categorical256Likelihood(nn.Module):
     return jnp.sum(D.categorical_probs(out) * levels, axis=-1)
 
 
-def make_likelihood(name: str, num_dims: int, scale: float, num_mixtures: int,
-                    num_bits: int) -> nn.Module:
-  """The likelihood named by `model.likelihood`."""
-  if name == "bernoulli":
-    return BernoulliLikelihood(num_dims)
-  if name == "gaussian":
-    return GaussianLikelihood(num_dims, scale)
-  if name == "discretized_logistic":
-    return DiscretizedLogisticLikelihood(num_dims, num_mixtures, num_bits)
-  if name == "categorical256":
-    return Categorical256Likelihood(num_dims, num_bits)
-  raise ValueError(f"unknown likelihood {name!r}")
+def _same_levels(config) -> None:
+  """The likelihood's pixel levels must be the data's."""
+  if config.data.num_bits and config.data.num_bits != config.model.num_bits:
+    raise UserError(f"data.num_bits={config.data.num_bits} but model.num_bits="
+                    f"{config.model.num_bits}: the likelihood's pixel levels must be the data's; "
+                    f"set both to the same value")
+
+
+@register_likelihood("bernoulli")
+def _bernoulli(section, num_dims):
+  return BernoulliLikelihood(num_dims)
+
+
+@register_likelihood("gaussian")
+def _gaussian(section, num_dims):
+  return GaussianLikelihood(num_dims, section.likelihood_scale)
+
+
+@register_likelihood("discretized_logistic", validate=_same_levels)
+def _discretized_logistic(section, num_dims):
+  return DiscretizedLogisticLikelihood(num_dims, section.num_mixtures, section.num_bits)
+
+
+@register_likelihood("categorical256", validate=_same_levels)
+def _categorical256(section, num_dims):
+  return Categorical256Likelihood(num_dims, section.num_bits)
