@@ -137,7 +137,8 @@ def run(argv: list[str]) -> None:
   """Parses `argv` and runs the command; raises `UserError` on a mistake the user can fix."""
   command, fv, config = _parse(argv)
   if command == "train":
-    from jaxvae.train import distributed, train_and_evaluate
+    from jaxvae.runtime import distributed
+    from jaxvae.train import train_and_evaluate
 
     distributed.initialize(fv.coordinator_address, fv.num_processes, fv.process_id,
                            fv.heartbeat_timeout)

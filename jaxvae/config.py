@@ -12,7 +12,7 @@ import ml_collections
 from etils import epath
 
 from jaxvae.errors import UserError
-from jaxvae.models import model_kind
+from jaxvae.models import model_kind, registered_kinds
 
 DATA_SOURCES = ("embedded", "tfds", "npz", "folder", "toy")
 BINARIZATIONS = ("dynamic", "static", "none")
@@ -106,8 +106,9 @@ def apply_variant(config: ml_collections.ConfigDict, variant: str) -> ml_collect
 
 
 def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Shrinks any config in place to a run of seconds: few steps, small nets, small K."""
-  model = config.model
+  """Shrinks any config in place to a run of seconds: few steps, small nets (of the built-in
+  models; a user's model keeps its section), small K."""
+  model = config.model if config.model.kind in registered_kinds() else {}  # not users' models
   shrink = dict(hidden_sizes=lambda v: (32,), upper_hidden_sizes=lambda v: (32,),
                 channels=lambda v: tuple(min(c, 8) for c in v), blocks_per_stage=lambda v: 1,
                 latent_dim=lambda v: min(v, 16), num_pseudo_inputs=lambda v: min(v, 10))

@@ -28,7 +28,8 @@ def init_variables(model: nn.Module, data_shape: tuple[int, ...], key: jax.Array
   """The model's variables from `key` (parameters and state; no transient collections); jit with
   out-shardings so they are built where they live."""
   x, labels = jnp.zeros((1,) + tuple(data_shape), jnp.float32), jnp.zeros((1,), jnp.int32)
-  variables = model.init(key, x, jax.random.split(key, (1, 1)), labels)
+  variables = model.init(key, x, jax.random.split(key, (1, 1)), labels,
+                         method=model.log_weights)
   return {name: value for name, value in variables.items() if name not in TRANSIENT}
 
 

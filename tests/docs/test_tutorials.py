@@ -80,3 +80,13 @@ def test_api_reference_builds(tmp_path):
   assert os.path.exists(index)
   with open(tmp_path / "jaxvae" / "plot.html") as f:
     assert "plot_runs" in f.read()
+
+
+def test_custom_model(tmp_path):
+  """A model outside the package trains from the CLI, resumes bit-exactly after SIGKILL, and
+  eval / sample / plot work on its workdir."""
+  n = build.build_tutorial("custom_model", str(tmp_path), tiny=True)
+  text = _page(tmp_path, "custom_model")
+  assert n["bit_exact"] and 0 < n["killed_at"] < n["steps"]
+  assert n["user_lines"] <= 65
+  assert f"K={n['k']}" in text and "bit-for-bit equal" in text
