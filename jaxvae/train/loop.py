@@ -16,6 +16,7 @@ from jaxvae import config as config_lib
 from jaxvae import data as data_lib
 from jaxvae.errors import UserError
 from jaxvae.models import build_model
+from jaxvae.runtime import lock as lock_lib
 from jaxvae.train import checkpoint as checkpoint_lib
 from jaxvae.train import mesh as mesh_lib
 from jaxvae.train import state as state_lib
@@ -41,8 +42,9 @@ def _differences(old: dict, new: dict, prefix: str = ""):
       yield f"{prefix}{key}", a, b
 
 
-def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Creates `workdir` or checks that its checkpoints come from a compatible config; saves config.json."""
+def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> lock_lib.WorkdirLock:
+  """Creates `workdir` or checks that its checkpoints come from a compatible config; takes its lock
+  (one trainer per workdir, `jaxvae.runtime.lock`), then saves config.json; returns the lock."""
   path = epath.Path(workdir)  # Local or gs://.
   if path.exists() and not path.is_dir():
     raise UserError(f"--workdir={workdir} is a file; give a directory (it is created if missing)")
@@ -62,11 +64,13 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
                         f"({config_path})")
   try:
     path.mkdir(parents=True, exist_ok=True)
+    lock = lock_lib.acquire(workdir)  # Before config.json: a refused trainer writes nothing.
     if jax.process_index() == 0:
       config_lib.save_config(config, config_path)
   except OSError as e:
     raise UserError(f"cannot write to --workdir={workdir} ({e.strerror}); choose a writable "
                     f"directory") from None
+  return lock
 
 
 def chunk_sizes(start_step: int, train: ml_collections.ConfigDict,
@@ -206,7 +210,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   mesh_lib.check_divisible(config.eval.batch_size, mesh, "eval.batch_size")
   data = data_lib.load_split(config.data, config.data.train_split)
   eval_data = data_lib.load_split(config.data, config.data.eval_split)  # Errors before any write.
-  prepare_workdir(config, workdir)
+  lock = prepare_workdir(config, workdir)
 
   model = build_model(config.model, data.image_shape)
   optimizer, schedule = state_lib.make_optimizer(train)

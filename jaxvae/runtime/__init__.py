@@ -1,0 +1,1 @@
+"""Process-level runtime pieces of the trainer: the workdir lock."""
