@@ -143,21 +143,30 @@ def summarize(metrics: list[dict]) -> dict:
 
 
 class _Preemption:
-  """Whether the job was asked to stop (SIGTERM): `reached(i)` at the i-th chunk boundary.
+  """Whether the job was asked to stop (SIGTERM, or Ctrl-C: SIGINT): `reached(i)` at the i-th chunk
+  boundary; `interrupted` tells a Ctrl-C.
 
-  One process: a SIGTERM handler sets a flag. Several: JAX's preemption sync manager (started by
-  `jax.distributed.initialize`) agrees on a boundary that every process reaches.
+  One process: a handler sets a flag; after a first Ctrl-C, a second one stops the process at once.
+  Several: JAX's preemption sync manager (started by `jax.distributed.initialize`) agrees on a
+  boundary that every process reaches (SIGTERM only).
   """
 
   def __enter__(self):
-    self.requested, self._previous = False, None
+    self.requested, self.interrupted, self._previous = False, False, {}
     if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
+      self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
     return self
 
   def _handle(self, signum, frame):
-    del signum, frame
+    del frame
     self.requested = True
+    if signum == signal.SIGINT:
+      self.interrupted = True
+      signal.signal(signal.SIGINT, signal.SIG_DFL)  # A second Ctrl-C ends the process at once.
+      try:  # Not print(): the handler may run in the middle of a print of the loop.
+        os.write(2, b"Ctrl-C: saving at the end of the current steps; Ctrl-C again stops at once\n")
+      except OSError:
+        pass
 
   def reached(self, index: int) -> bool:
     if jax.process_count() == 1:
@@ -167,8 +176,8 @@ class _Preemption:
     return multihost_utils.reached_preemption_sync_point(index)
 
   def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+    for signum, previous in self._previous.items():
+      signal.signal(signum, previous)
 
 
 def _check_skips(state, train: ml_collections.ConfigDict, checkpoints, step: int) -> None:
@@ -198,8 +207,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   """Trains (resuming from the latest checkpoint in `workdir`), then evaluates log p(x).
 
   Returns the evaluation record of the final step (see `jaxvae.eval.evaluate`), or None when the
-  run was preempted (SIGTERM): then it saved a checkpoint of the current step and stopped cleanly;
-  the same call resumes it.
+  run was preempted (SIGTERM) or interrupted (Ctrl-C): then it saved a checkpoint of the current
+  step and stopped cleanly; the same call resumes it.
   """
   from jaxvae.eval import evaluate  # eval depends on train; import here to avoid a cycle.
 
@@ -272,14 +281,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
             checkpoints.save(step, state)
           checkpoints.wait()
           progress.close()
-          print(f"Preempted (SIGTERM) at step {step}: saved a checkpoint in "
-                f"{checkpoints.directory}; rerun the same command to resume.", flush=True)
+          if preemption.interrupted:
+            print(f"Interrupted (Ctrl-C) at step {step}, saved in {checkpoints.directory}; rerun "
+                  f"the same command to resume.", flush=True)
+          else:
+            print(f"Preempted (SIGTERM) at step {step}: saved a checkpoint in "
+                  f"{checkpoints.directory}; rerun the same command to resume.", flush=True)
           return None
   finally:
     progress.close()
     checkpoints.wait()
     checkpoints.close()
     writer.close()
+    lock.release()
   final_step = max(start_step, train.num_steps)
   if start_step >= train.num_steps:
     print(f"Already trained to step {start_step} (train.num_steps={train.num_steps}).")
