@@ -217,8 +217,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   mesh = mesh_lib.make_mesh(train.num_devices, train.fsdp_devices)
   mesh_lib.check_divisible(train.batch_size, mesh, "train.batch_size")
   mesh_lib.check_divisible(config.eval.batch_size, mesh, "eval.batch_size")
-  data = data_lib.load_split(config.data, config.data.train_split)
-  eval_data = data_lib.load_split(config.data, config.data.eval_split)  # Errors before any write.
+  data = data_lib.load_split(config.data, config.data.train_split, config.model)
+  eval_data = data_lib.load_split(config.data, config.data.eval_split,
+                                  config.model)  # Errors before any write.
   lock = prepare_workdir(config, workdir)
 
   model = build_model(config.model, data.image_shape)
