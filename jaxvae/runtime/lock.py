@@ -62,7 +62,7 @@ class WorkdirLock:
     for _ in range(3):  # A holder may release between our look and our create: look again.
       if _create(self.path, self.owner):
         self.held = True
-        atexit.register(self.release)
+        atexit.register(self._release_at_exit)
         return self
       try:
         holder = self.path.read_text()
@@ -88,11 +88,19 @@ class WorkdirLock:
     if not self.held:
       return
     self.held = False
-    atexit.unregister(self.release)
+    atexit.unregister(self._release_at_exit)
     try:
       if self.path.read_text() == self.owner:
         self.path.unlink(missing_ok=True)
     except FileNotFoundError:
+      pass
+
+  def _release_at_exit(self) -> None:
+    """`release` when the process ends without it (an error before the trainer's `finally`); at
+    that point a lock left behind (file system gone) is only taken over later as stale."""
+    try:
+      self.release()
+    except Exception:  # noqa: BLE001 - nothing is left to report to at exit.
       pass
 
 
