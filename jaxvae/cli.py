@@ -90,7 +90,18 @@ def _define_flags(command: str, args: list[str]) -> flags.FlagValues:
   return fv
 
 
+USAGE = """usage: jaxvae COMMAND --workdir=DIR [flags]   ('jaxvae COMMAND --help': its flags)
+
+  train   train (resuming from the workdir's latest checkpoint), then evaluate log p(x)
+  eval    importance-sampled log p(x) of a checkpoint, or of each new one with --follow
+  sample  a PNG grid of samples, reconstructions, interpolations or latent traversals
+  plot    the training and evaluation curves of one or more runs"""
+
+
 def _parse(argv: list[str]):
+  if len(argv) >= 2 and argv[1] in ("--help", "-h", "--helpfull", "help"):
+    print(USAGE)
+    raise SystemExit(0)
   if len(argv) < 2 or argv[1] not in COMMANDS:
     raise UserError(f"usage: jaxvae {{{'|'.join(COMMANDS)}}} --workdir=DIR [flags]; "
                     f"'jaxvae COMMAND --help' lists a command's flags")

@@ -75,11 +75,21 @@ class Runner:
     if subprocess.run(list(argv), check=False).returncode:
       raise CommandFailed(f"`{shell_join(argv)}` failed; see its output above")
 
-  def query(self, argv: Sequence[str]) -> str | None:
-    """The standard output of a read-only `argv` (None if it fails). Never called in a dry run."""
+  def query(self, argv: Sequence[str], absent: Sequence[str] = ()) -> str | None:
+    """The standard output of a read-only `argv`. If it fails: None when its error output holds
+    one of `absent` (e.g. gcloud's "NOT_FOUND": the thing asked about does not exist), else a
+    `CommandFailed` with its `ERROR` line, or its last (an expired login, no network, no
+    permission: never read as "does not exist"). Never called in a dry run."""
     assert not self.dry_run, "a dry run asks nothing"
     result = subprocess.run(list(argv), capture_output=True, text=True, check=False)
-    return result.stdout.strip() if result.returncode == 0 else None
+    if result.returncode == 0:
+      return result.stdout.strip()
+    if any(text in result.stderr for text in absent):
+      return None
+    lines = [line for line in result.stderr.splitlines() if line.strip()] or [
+        f"exit code {result.returncode}"]
+    error = next((line for line in lines if line.startswith("ERROR")), lines[-1])
+    raise CommandFailed(f"`{shell_join(argv)}` failed: {error.strip()}")
 
 
 def split_at_dashes(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -39,6 +39,8 @@ SHIPPED = ("pyproject.toml", "README.md", "jaxvae", "configs")
 REMOTE_DIR = "jaxvae"
 _SIZES_PER_CHIP = (1, 4, 8, 16, 32, 64, 128, 256)  # v5e and v6e slices, in chips.
 _RUNTIME = {"v5litepod": "v2-alpha-tpuv5-lite", "v5p": "v2-alpha-tpuv5", "v6e": "v2-alpha-tpuv6e"}
+# What gcloud says of a TPU VM or queued resource that does not exist (any other failure is one).
+_NOT_FOUND = ("NOT_FOUND", "was not found")
 _GONE_STATES = ("PREEMPTED", "TERMINATED", "STOPPED", "FAILED", "SUSPENDED")
 
 
@@ -135,7 +137,7 @@ class Launcher:
 
   def _state(self, name: str) -> str | None:
     """The slice's state (READY, ACTIVE, PREEMPTED, ...), None if it does not exist."""
-    return self.runner.query(self.cloud.describe(name)) or None
+    return self.runner.query(self.cloud.describe(name), absent=_NOT_FOUND) or None
 
   def create(self, tpu: TpuSlice, name: str | None = None) -> None:
     name = name or self.name

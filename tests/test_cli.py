@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxvae.cli import main
+from jaxvae.cli import COMMANDS, main
 
 SMOKE = "--config=configs/digits_vae.py:smoke"
 
@@ -124,3 +124,14 @@ def test_workdir_problems(tmp_path, capsys, tfds_dir):
   assert a_file.read_text() == "keep me"
   assert _run("eval", f"--workdir={tmp_path / 'empty'}") == 2
   assert "cannot read the run's config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_top_level_help_lists_each_command_and_exits_0(flag, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    main(["jaxvae", flag])
+  assert exit_info.value.code == 0
+  out, err = capsys.readouterr()
+  assert err == "" and out.startswith("usage: jaxvae COMMAND")
+  commands = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
+  assert commands == list(COMMANDS)

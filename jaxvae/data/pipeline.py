@@ -114,8 +114,8 @@ def _tfds_split(builder, split: str, data_dir: str | None, download: bool) -> Sp
     source = builder.as_data_source(split=split)
   except (tfds.core.registered.DatasetNotFoundError, KeyError, ValueError) as e:
     raise UserError(f"tfds dataset {getattr(builder, 'name', builder)!r}, split {split!r}: "
-                    f"{_first_line(e)}; check config keys data.name, data.train_split and "
-                    f"data.eval_split") from None
+                    f"{_first_line(e)}; check data.name and the split's name (data.train_split, "
+                    f"data.eval_split or jaxvae eval --split)") from None
   except UserError:
     raise
   except Exception as e:  # Download and preparation errors come in many types.
@@ -146,7 +146,8 @@ def _npz_split(path: str, split: str) -> Split:
     raise UserError(f"data.path {path!r} is not a readable .npz file ({e})") from None
   if split not in arrays:
     raise UserError(f"{path} has no array {split!r} (it has {', '.join(arrays.files) or 'none'}); "
-                    f"add it or set data.train_split / data.eval_split")
+                    f"add it, or name a split it has (data.train_split, data.eval_split or "
+                    f"jaxvae eval --split)")
   images = arrays[split]
   if images.ndim == 3:
     images = images[..., None]
@@ -154,7 +155,10 @@ def _npz_split(path: str, split: str) -> Split:
     raise UserError(f"{path}:{split} has shape {arrays[split].shape}; expected a non-empty "
                     f"[N, H, W, C], [N, H, W] or [N, D] array")
   if images.dtype == np.uint8:
-    max_value = 255.0
+    max_value = 1.0 if images.max() == 1 else 255.0  # 0/1 data: binary pixels, not levels of 255.
+    if max_value == 1.0 and jax.process_index() == 0:
+      print(f"{path}:{split} holds only 0 and 1 (uint8): read as binary pixels {{0, 1}}; to read "
+            f"them as levels of 0-255, store them as floats v / 255", flush=True)
   elif np.issubdtype(images.dtype, np.floating):
     if not np.all(np.isfinite(images)) or images.min() < 0 or images.max() > 1:
       raise UserError(f"{path}:{split} holds floats outside [0, 1] (or NaN); scale them to [0, 1]")
@@ -186,9 +190,13 @@ class _Cropped:
     return read_per_example(self, indices)
 
 
-def load_split(data: ml_collections.ConfigDict, split: str) -> Split:
-  """The split `split` of the dataset named by the `data` section of a config."""
+def load_split(data: ml_collections.ConfigDict, split: str,
+               model: ml_collections.ConfigDict | None = None) -> Split:
+  """The split `split` of the dataset named by the `data` section of a config; given the `model`
+  section too, it refuses data that its likelihood cannot model (`check_levels`)."""
   loaded = _load_source(data, split)
+  if model is not None:
+    check_levels(loaded, data, model, split)
   if not (data.crop or data.resize):
     return loaded
   shape = loaded.image_shape
@@ -199,6 +207,41 @@ def load_split(data: ml_collections.ConfigDict, split: str) -> Split:
   side = data.resize or data.crop
   return Split(_Cropped(loaded.source, data.crop, data.resize), loaded.max_value,
                (side, side, shape[2]))
+
+
+_DISCRETE_LIKELIHOODS = ("discretized_logistic", "categorical256")
+
+
+def check_levels(loaded: Split, data: ml_collections.ConfigDict, model: ml_collections.ConfigDict,
+                 split: str, block: int = 4096) -> None:
+  """Raises `UserError` unless the split's pixels lie on the `2^model.num_bits` levels
+  `k / (2^num_bits - 1)` that `model.likelihood` `discretized_logistic` or `categorical256` models
+  (other likelihoods: no check). Integer sources are checked by their number of levels, float ones
+  value by value."""
+  if model.get("likelihood") not in _DISCRETE_LIKELIHOODS or data.binarize != "none":
+    return
+  grid = 2**model.num_bits - 1
+  name = f"{data.path or data.name}:{split}"
+  likelihood = f"model.likelihood={model.likelihood!r} with model.num_bits={model.num_bits}"
+  if data.dequantize:
+    raise UserError(f"data.dequantize adds continuous noise, but {likelihood} models the "
+                    f"{grid + 1} discrete levels themselves; set data.dequantize=False")
+  if np.issubdtype(loaded.source.read(np.arange(1))["image"].dtype, np.integer):
+    top = preprocess.Options.from_config(data, loaded.max_value).top
+    if grid % top:
+      fix = (f"set data.num_bits={model.num_bits}" if top == 255 else
+             "use model.likelihood='gaussian' or 'bernoulli'")
+      raise UserError(f"{name} has {top + 1:g} levels (x = v / {top:g}), which are not among the "
+                      f"{grid + 1} levels of {likelihood}; {fix}")
+    return
+  for start in range(0, len(loaded.source), block):
+    x = loaded.source.read(np.arange(start, min(start + block, len(loaded.source))))["image"]
+    scaled = np.asarray(x, np.float64) * grid
+    off = np.abs(scaled - np.rint(scaled)) > 1e-3
+    if off.any():
+      raise UserError(f"{name} holds values off the grid k / {grid} of {likelihood}, e.g. "
+                      f"{x[off][0]:.6g}; round them (np.round(x * {grid}) / {grid}) or use "
+                      f"model.likelihood='gaussian'")
 
 
 def _load_source(data: ml_collections.ConfigDict, split: str) -> Split:

@@ -8,8 +8,10 @@ reduction over the batch.
 
 import functools
 import math
+import operator
 from collections.abc import Callable, Sequence
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,6 +19,7 @@ import numpy as np
 
 def elbo(log_weights: jax.Array) -> jax.Array:
   """Monte Carlo ELBO `mean_k log w[k, b]` = `E_q[log p(x, z) - log q(z | x)]`: `[K, B] -> [B]`."""
+  chex.assert_rank(log_weights, 2)
   return jnp.mean(log_weights, axis=0)
 
 
@@ -41,6 +44,8 @@ def elbo_kl_form(
   Example:
     >>> elbo_kl_form(bernoulli_log_prob(x, logits), kl_diag_gaussian_standard_normal(mean, log_var))
   """
+  chex.assert_rank(log_likelihood, 2)
+  chex.assert_shape(kl, log_likelihood.shape[1:])
   return jnp.mean(log_likelihood, axis=0) - beta * kl
 
 
@@ -49,6 +54,7 @@ def iwae_bound(log_weights: jax.Array) -> jax.Array:
 
   With K = 1 it is the ELBO; it increases with K on average and tends to log p(x).
   """
+  chex.assert_rank(log_weights, 2)
   return jax.nn.logsumexp(log_weights, axis=0) - math.log(log_weights.shape[0])
 
 
@@ -57,6 +63,7 @@ def sample_keys(example_keys: jax.Array, sample_ids: jax.Array) -> jax.Array:
 
   Sample k of example b gets the same key whatever the batch size, chunk size or device count.
   """
+  chex.assert_rank([example_keys, sample_ids], 1)
   return jax.vmap(lambda k: jax.vmap(lambda key: jax.random.fold_in(key, k))(example_keys))(
       sample_ids)
 
@@ -85,8 +92,9 @@ def chunked_iwae_bound(
     log_weights_fn: `keys [C, B] -> [C, B]` log importance weights, sample c of example b drawn with
       `keys[c, b]`; e.g. `lambda keys: model_log_weights(params, x, keys)`.
     example_keys: `[B]` one `jax.random.key` per example (e.g. `fold_in(seed, example_id)`).
-    num_samples: K, a Python int; or strictly increasing Python ints `(K_1, ..., K_J)`.
-    chunk_size: samples per chunk, a Python int.
+    num_samples: K, an integer (Python or NumPy); or strictly increasing integers
+      `(K_1, ..., K_J)`.
+    chunk_size: samples per chunk, a positive integer.
 
   Returns:
     `(logsumexp_k log w_k - log K, mean_k log w_k)`, each `[B]` (`[J, B]` for a sequence of K).
@@ -95,10 +103,14 @@ def chunked_iwae_bound(
     >>> log_px, elbo_ = chunked_iwae_bound(lambda keys: log_w(params, x, keys), keys, 5000, 500)
     >>> log_px, elbo_ = chunked_iwae_bound(fn, keys, (1, 10, 100, 1000, 5000), 500)  # [5, B] each
   """
-  nested = not isinstance(num_samples, int)
-  ks = tuple(int(k) for k in num_samples) if nested else (int(num_samples),)
+  nested = np.ndim(num_samples) > 0
+  ks = tuple(_integer(k, "num_samples") for k in (num_samples if nested else [num_samples]))
   if not ks or ks[0] <= 0 or any(a >= b for a, b in zip(ks, ks[1:])):
     raise ValueError(f"num_samples must be positive and strictly increasing, got {num_samples}")
+  chunk_size = _integer(chunk_size, "chunk_size")
+  if chunk_size <= 0:
+    raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
+  chex.assert_rank(example_keys, 1)
   total_samples = ks[-1]
   chunk_size = min(chunk_size, total_samples)
   num_full, remainder = divmod(total_samples, chunk_size)
@@ -108,6 +120,7 @@ def chunked_iwae_bound(
   def chunk_stats(first: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
     sample_ids = first + jnp.arange(size)
     log_w = log_weights_fn(sample_keys(example_keys, sample_ids))  # [C, B]
+    chex.assert_shape(log_w, (size, example_keys.shape[0]))
     inside = (sample_ids[None, :] < limits)[:, :, None]  # [J, C, 1]: sample c counts toward K_j
     lse = jax.nn.logsumexp(jnp.where(inside, log_w[None], -jnp.inf), axis=1)  # [J, B]
     return lse, jnp.sum(jnp.where(inside, log_w[None], 0.0), axis=1)
@@ -127,6 +140,15 @@ def chunked_iwae_bound(
   counts = np.asarray(ks, np.float64)[:, None]
   iwae, mean = lse - np.log(counts).astype(np.float32), total / counts.astype(np.float32)
   return (iwae, mean) if nested else (iwae[0], mean[0])
+
+
+def _integer(value, name: str) -> int:
+  """`value` as an int if it is an integer of any type (Python, NumPy, a 0-d array), else a
+  `ValueError` naming `name`."""
+  try:
+    return operator.index(value)
+  except TypeError:
+    raise ValueError(f"{name} must be an integer, got {value!r}") from None
 
 
 def bits_per_dim(log_px: jax.Array, num_dims: int, *, bin_width: float = 1.0) -> jax.Array:

@@ -6,6 +6,7 @@ does not depend on `z`. It needs no reparameterization, so it serves discrete la
 continuous ones it has higher variance than the reparameterization gradient.
 """
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -32,6 +33,7 @@ def score_function_surrogate(
     >>> objective = score_function_surrogate(f, bernoulli_log_prob(z, logits),
     ...                                      leave_one_out_baseline(f)).mean(0)
   """
+  chex.assert_equal_shape([f, log_q])
   weight = jax.lax.stop_gradient(f - baseline)
   return f + weight * (log_q - jax.lax.stop_gradient(log_q))
 

@@ -7,6 +7,7 @@ grid flattened to `L = H * W`); the codebook is `[N, D]`; codes are integers `[.
 
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -26,6 +27,9 @@ def nearest_codes(z_e: jax.Array, codebook: jax.Array, chunk_size: int | None = 
   `[..., N]`, not `[..., N, D]`; with `chunk_size`, a running minimum over codebook chunks of that
   many codes keeps it at `[..., chunk_size]` (N must be a multiple of `chunk_size`).
   """
+  chex.assert_rank(codebook, 2)
+  chex.assert_axis_dimension(z_e, -1, codebook.shape[1])
+
   def distances(chunk):  # [..., C], up to the per-row constant |z|^2
     cross = jnp.einsum("...d,nd->...n", z_e, chunk, precision=jax.lax.Precision.HIGHEST)
     return jnp.sum(jnp.square(chunk), axis=-1) - 2.0 * cross
@@ -70,11 +74,13 @@ def vector_quantize(z_e: jax.Array, codebook: jax.Array,
 
 def vq_codebook_loss(z_e: jax.Array, e: jax.Array) -> jax.Array:
   """`|sg(z_e) - e|^2` summed over the last axis: `[..., D] -> [...]`; its gradient moves only `e`."""
+  chex.assert_equal_shape([z_e, e])
   return jnp.sum(jnp.square(jax.lax.stop_gradient(z_e) - e), axis=-1)
 
 
 def vq_commitment_loss(z_e: jax.Array, e: jax.Array) -> jax.Array:
   """`|z_e - sg(e)|^2` summed over the last axis: `[..., D] -> [...]`; its gradient moves only `z_e`."""
+  chex.assert_equal_shape([z_e, e])
   return jnp.sum(jnp.square(z_e - jax.lax.stop_gradient(e)), axis=-1)
 
 
@@ -90,10 +96,19 @@ def vq_vae_loss(
   `commitment_cost` and the codebook term's learning rate to match). Codebook EMA updates
   replace the codebook term: then use `-log_likelihood + commitment_cost * sum vq_commitment_loss`.
 
+  A `[H, W, D]` grid per example may stay unflattened: `z_e, e [..., H, W, D]` (any number of
+  position axes, at least one), summed over all of them.
+
   Example:
     >>> q = vector_quantize(encoder(x), codebook)
     >>> loss = vq_vae_loss(bernoulli_log_prob(x, decoder(q.z_q)), z_e, q.codewords)
   """
-  codebook = jnp.sum(vq_codebook_loss(z_e, e), axis=-1)
-  commitment = jnp.sum(vq_commitment_loss(z_e, e), axis=-1)
+  batch = jnp.shape(log_likelihood)
+  if jnp.ndim(z_e) < len(batch) + 2 or jnp.shape(z_e)[:len(batch)] != batch:
+    raise ValueError(f"vq_vae_loss: z_e has shape {jnp.shape(z_e)}, log_likelihood {batch}; z_e "
+                     f"must be [{', '.join(map(str, batch + ('L',)))}, D]: the log-likelihood's "
+                     f"batch axes, then at least one position axis, then the code size")
+  positions = tuple(range(len(batch), jnp.ndim(z_e) - 1))
+  codebook = jnp.sum(vq_codebook_loss(z_e, e), axis=positions)
+  commitment = jnp.sum(vq_commitment_loss(z_e, e), axis=positions)
   return -log_likelihood + codebook + commitment_cost * commitment

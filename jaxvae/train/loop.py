@@ -1,6 +1,7 @@
 """The one trainer: `train_and_evaluate(config, workdir)`."""
 
 import json
+import os
 import signal
 import threading
 import time
@@ -18,9 +19,10 @@ from jaxvae.errors import UserError
 from jaxvae.eval import evaluate
 from jaxvae.models import interface
 from jaxvae.runtime import checkpoint as checkpoint_lib
+from jaxvae.runtime import images as images_lib
+from jaxvae.runtime import lock as lock_lib
 from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.runtime import workdir as workdir_lib
-from jaxvae.runtime import images as images_lib
 from jaxvae.runtime.metrics import MetricWriter
 from jaxvae.runtime.trained import build_model
 from jaxvae.train import state as state_lib
@@ -44,8 +46,9 @@ def _differences(old: dict, new: dict, prefix: str = ""):
       yield f"{prefix}{key}", a, b
 
 
-def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Creates `workdir` or checks that its checkpoints come from a compatible config; saves config.json."""
+def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> lock_lib.WorkdirLock:
+  """Creates `workdir` or checks that its checkpoints come from a compatible config; takes its lock
+  (one trainer per workdir, `jaxvae.runtime.lock`), then saves config.json; returns the lock."""
   path = epath.Path(workdir)  # Local or gs://.
   if path.exists() and not path.is_dir():
     raise UserError(f"--workdir={workdir} is a file; give a directory (it is created if missing)")
@@ -66,11 +69,13 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
                         f"({config_path})")
   try:
     path.mkdir(parents=True, exist_ok=True)
+    lock = lock_lib.acquire(workdir)  # Before config.json: a refused trainer writes nothing.
     if jax.process_index() == 0:
       config_lib.save_config(config, config_path)
   except OSError as e:
     raise UserError(f"cannot write to --workdir={workdir} ({e.strerror}); choose a writable "
                     f"directory") from None
+  return lock
 
 
 def chunk_sizes(start_step: int, train: ml_collections.ConfigDict,
@@ -143,21 +148,30 @@ def summarize(metrics: list[dict]) -> dict:
 
 
 class _Preemption:
-  """Whether the job was asked to stop (SIGTERM): `reached(i)` at the i-th chunk boundary.
+  """Whether the job was asked to stop (SIGTERM, or Ctrl-C: SIGINT): `reached(i)` at the i-th chunk
+  boundary; `interrupted` tells a Ctrl-C.
 
-  One process: a SIGTERM handler sets a flag. Several: JAX's preemption sync manager (started by
-  `jax.distributed.initialize`) agrees on a boundary that every process reaches.
+  One process: a handler sets a flag; after a first Ctrl-C, a second one stops the process at once.
+  Several: JAX's preemption sync manager (started by `jax.distributed.initialize`) agrees on a
+  boundary that every process reaches (SIGTERM only).
   """
 
   def __enter__(self):
-    self.requested, self._previous = False, None
+    self.requested, self.interrupted, self._previous = False, False, {}
     if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
+      self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
     return self
 
   def _handle(self, signum, frame):
-    del signum, frame
+    del frame
     self.requested = True
+    if signum == signal.SIGINT:
+      self.interrupted = True
+      signal.signal(signal.SIGINT, signal.SIG_DFL)  # A second Ctrl-C ends the process at once.
+      try:  # Not print(): the handler may run in the middle of a print of the loop.
+        os.write(2, b"Ctrl-C: saving at the end of the current steps; Ctrl-C again stops at once\n")
+      except OSError:
+        pass
 
   def reached(self, index: int) -> bool:
     if jax.process_count() == 1:
@@ -167,8 +181,8 @@ class _Preemption:
     return multihost_utils.reached_preemption_sync_point(index)
 
   def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+    for signum, previous in self._previous.items():
+      signal.signal(signum, previous)
 
 
 def _check_skips(state, train: ml_collections.ConfigDict, checkpoints, step: int) -> None:
@@ -199,17 +213,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   `model`: any module with the model interface (`jaxvae.models.interface`); default the one
   `config.model` names. Returns the evaluation record of the final step (see
-  `jaxvae.eval.evaluate`), or None when the run was preempted (SIGTERM): then it saved a
-  checkpoint of the current step and stopped cleanly; the same call resumes it.
+  `jaxvae.eval.evaluate`), or None when the run was preempted (SIGTERM) or interrupted (Ctrl-C):
+  then it saved a checkpoint of the current step and stopped cleanly; the same call resumes it.
   """
   config_lib.validate(config)
   train = config.train
   mesh = mesh_lib.make_mesh(train.num_devices, train.fsdp_devices)
   mesh_lib.check_divisible(train.batch_size, mesh, "train.batch_size")
   mesh_lib.check_divisible(config.eval.batch_size, mesh, "eval.batch_size")
-  data = data_lib.load_split(config.data, config.data.train_split)
-  eval_data = data_lib.load_split(config.data, config.data.eval_split)  # Errors before any write.
-  prepare_workdir(config, workdir)
+  data = data_lib.load_split(config.data, config.data.train_split, config.model)
+  eval_data = data_lib.load_split(config.data, config.data.eval_split,
+                                  config.model)  # Errors before any write.
+  lock = prepare_workdir(config, workdir)
 
   given = model
   if given is not None:
@@ -278,14 +293,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             checkpoints.save(step, state)
           checkpoints.wait()
           progress.close()
-          print(f"Preempted (SIGTERM) at step {step}: saved a checkpoint in "
-                f"{checkpoints.directory}; rerun the same command to resume.", flush=True)
+          if preemption.interrupted:
+            print(f"Interrupted (Ctrl-C) at step {step}, saved in {checkpoints.directory}; rerun "
+                  f"the same command to resume.", flush=True)
+          else:
+            print(f"Preempted (SIGTERM) at step {step}: saved a checkpoint in "
+                  f"{checkpoints.directory}; rerun the same command to resume.", flush=True)
           return None
   finally:
     progress.close()
     checkpoints.wait()
     checkpoints.close()
     writer.close()
+    lock.release()
   final_step = max(start_step, train.num_steps)
   if start_step >= train.num_steps:
     print(f"Already trained to step {start_step} (train.num_steps={train.num_steps}).")

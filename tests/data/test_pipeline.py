@@ -77,7 +77,7 @@ def test_npz_source(tmp_path, smoke_config):
   assert train.image_shape == (4, 5, 1) and train.max_value == 255 and train.source[3]["label"] == 3
   test = data.load_split(smoke_config.data, "test")
   assert test.image_shape == (20,) and test.max_value == 1.0 and test.source[0]["label"] == -1
-  with pytest.raises(UserError, match="has no array 'valid'"):
+  with pytest.raises(UserError, match=r"has no array 'valid' .*jaxvae eval --split\)"):
     data.load_split(smoke_config.data, "valid")
   np.savez(path, train=np.full((3, 2, 2), np.nan, np.float32))
   with pytest.raises(UserError, match="outside \\[0, 1\\]"):
@@ -109,3 +109,46 @@ def test_prefetch_to_device_gives_sharded_global_batches_in_order(smoke_config):
     np.testing.assert_array_equal(np.asarray(batch["image"]), batches[step]["image"])
   finite = data.prefetch_to_device(iter([{"x": np.arange(8)}] * 2), sharding, depth=4)
   assert len(list(finite)) == 2
+
+
+def test_uint8_zero_one_data_are_read_as_binary_with_one_line(tmp_path, smoke_config, capsys):
+  path = tmp_path / "binary.npz"
+  images = (np.random.default_rng(0).random((12, 4, 4)) < 0.5).astype(np.uint8)
+  np.savez(path, train=images)
+  smoke_config.data.source, smoke_config.data.path = "npz", str(path)
+  smoke_config.data.binarize = "none"
+  split = data.load_split(smoke_config.data, "train")
+  out = capsys.readouterr().out
+  assert out.count("\n") == 1 and "read as binary pixels {0, 1}" in out
+  batch = next(data.eval_batches(smoke_config, split, 16))
+  np.testing.assert_array_equal(batch["image"][:12, ..., 0], images)  # 1 stays 1, not 1/255.
+
+
+@pytest.mark.parametrize("likelihood", ["discretized_logistic", "categorical256"])
+def test_data_off_the_likelihoods_level_grid_are_refused(tmp_path, smoke_config, likelihood):
+  path = tmp_path / "d.npz"
+  rng = np.random.default_rng(0)
+  on_grid = rng.integers(0, 32, (10, 4, 4)) / 31
+  np.savez(path, on=on_grid.astype(np.float32), off=rng.random((10, 4, 4)).astype(np.float32),
+           levels=rng.integers(0, 256, (10, 4, 4), dtype=np.uint8))
+  smoke_config.data.source, smoke_config.data.path = "npz", str(path)
+  smoke_config.data.binarize = "none"
+  smoke_config.model.likelihood, smoke_config.model.num_bits = likelihood, 5
+  assert data.load_split(smoke_config.data, "on", smoke_config.model).max_value == 1.0
+  with pytest.raises(UserError, match=r"d\.npz:off holds values off the grid k / 31 of "
+                                      rf"model\.likelihood='{likelihood}'"):
+    data.load_split(smoke_config.data, "off", smoke_config.model)
+  with pytest.raises(UserError, match=r"has 256 levels .* set data\.num_bits=5"):
+    data.load_split(smoke_config.data, "levels", smoke_config.model)
+  smoke_config.data.num_bits = 5  # 8-bit data reduced to the likelihood's 32 levels.
+  assert data.load_split(smoke_config.data, "levels", smoke_config.model).max_value == 255
+  smoke_config.data.dequantize = True
+  with pytest.raises(UserError, match="set data.dequantize=False"):
+    data.load_split(smoke_config.data, "levels", smoke_config.model)
+
+
+def test_digits_seventeen_levels_are_refused_by_a_256_level_likelihood(smoke_config):
+  smoke_config.data.binarize = "none"
+  smoke_config.model.likelihood = "categorical256"
+  with pytest.raises(UserError, match=r"has 17 levels \(x = v / 16\)"):
+    data.load_split(smoke_config.data, "test", smoke_config.model)

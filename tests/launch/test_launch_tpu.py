@@ -124,13 +124,19 @@ _GCLOUD = """import json, os, sys
 args = sys.argv[1:]
 with open(os.environ["GCLOUD_LOG"], "a") as f:
   f.write(json.dumps(args) + "\\n")
+if os.environ.get("GCLOUD_ERROR") and args[:2] != ["config", "get-value"]:
+  sys.exit(f"ERROR: (gcloud.{'.'.join(args[:4])}) {os.environ['GCLOUD_ERROR']}\\nPlease run:\\n\\n"
+           f"  $ gcloud auth login")
 if args[:3] == ["config", "get-value", "project"]:
   print(os.environ.get("GCLOUD_PROJECT", ""))
 elif args[:3] == ["config", "get-value", "compute/zone"]:
   print("us-central2-b")
 elif "describe" in args:
   state = json.loads(os.environ["GCLOUD_STATES"]).get(args[4])
-  sys.exit(1) if state is None else print(state)
+  if state is None:
+    sys.exit(f"ERROR: (gcloud.{'.'.join(args[:4])}) NOT_FOUND: Resource 'projects/p/locations/z/"
+             f"nodes/{args[4]}' was not found")
+  print(state)
 """
 
 
@@ -230,3 +236,26 @@ def test_an_unset_project_in_a_real_run_names_gcloud_config(capsys, fake_gcloud,
   assert tpu.main(["delete", "--name=vae"]) == 2
   assert capsys.readouterr().err == ("launch/tpu.py: error: no Cloud project set; pass "
                                      "--project=... or run `gcloud config set project VALUE`\n")
+
+
+def test_delete_skips_only_what_gcloud_says_is_not_found(capsys, fake_gcloud):
+  calls = fake_gcloud({"vae": "READY"})
+  assert tpu.main(["delete", "--name=vae"]) == 0
+  deleted = [c for c in calls() if "delete" in c]
+  assert [c[4] for c in deleted] == ["vae"]  # vae-eval: NOT_FOUND, so nothing to delete.
+  assert "# vae-eval does not exist: nothing to delete" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["delete"], ["up", "--tpu_type=v4-8", "--workdir=gs://b/r"]])
+def test_a_gcloud_failure_is_reported_never_read_as_does_not_exist(capsys, fake_gcloud,
+                                                                    monkeypatch, command):
+  calls = fake_gcloud({})
+  monkeypatch.setenv("GCLOUD_ERROR", "You do not currently have an active account selected.")
+  assert tpu.main([command[0], "--name=vae", *command[1:]]) == 1
+  out, err = capsys.readouterr()
+  assert "does not exist" not in out
+  assert err.splitlines() == [
+      "launch/tpu.py: `gcloud compute tpus tpu-vm describe vae --format='value(state)' "
+      "--zone=us-central2-b --project=my-project` failed: ERROR: (gcloud.compute.tpus.tpu-vm."
+      "describe) You do not currently have an active account selected."]
+  assert not [c for c in calls() if "delete" in c or "create" in c]

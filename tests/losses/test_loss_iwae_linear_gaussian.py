@@ -5,10 +5,13 @@ N(mu, S) with S = (I + W^T W / s^2)^{-1}, mu = S W^T (x - b) / s^2 (NumPy float6
 """
 
 import math
+import re
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxvae import distributions as dist
 from jaxvae import losses
@@ -112,3 +115,42 @@ def test_chunking_does_not_change_the_result():
   alone, _ = jax.jit(lambda keys: losses.chunked_iwae_bound(
       lambda ks: APPROX(jnp.tile(ks, (1, BATCH)))[:, 3:4], keys, k, 256))(EXAMPLE_KEYS[3:4])
   np.testing.assert_allclose(alone, full[3:4], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk_size, message", [
+    (0, "chunk_size must be a positive integer, got 0"),
+    (-4, "chunk_size must be a positive integer, got -4"),
+    (2.5, "chunk_size must be an integer, got 2.5"),
+])
+def test_bad_chunk_sizes_are_clear_value_errors(chunk_size, message):
+  with pytest.raises(ValueError, match=re.escape(message)):
+    losses.chunked_iwae_bound(APPROX, EXAMPLE_KEYS, 10, chunk_size)
+
+
+@pytest.mark.parametrize("num_samples, message", [
+    (2.0, "num_samples must be an integer, got 2.0"),
+    ((1, 2.5), "num_samples must be an integer, got 2.5"),
+    ((5, 3), "num_samples must be positive and strictly increasing"),
+])
+def test_bad_num_samples_are_clear_value_errors(num_samples, message):
+  with pytest.raises(ValueError, match=re.escape(message)):
+    losses.chunked_iwae_bound(APPROX, EXAMPLE_KEYS, num_samples, 4)
+
+
+def test_any_integer_type_is_accepted_for_num_samples_and_chunk_size():
+  expected = losses.chunked_iwae_bound(APPROX, EXAMPLE_KEYS, 10, 4)
+  chex.assert_trees_all_close(
+      losses.chunked_iwae_bound(APPROX, EXAMPLE_KEYS, np.int64(10), np.int32(4)), expected)
+  chex.assert_trees_all_close(
+      losses.chunked_iwae_bound(APPROX, EXAMPLE_KEYS, np.array([5, 10]), 4),
+      jax.tree.map(lambda *a: jnp.stack(a),
+                   losses.chunked_iwae_bound(APPROX, EXAMPLE_KEYS, 5, 4), expected))
+
+
+def test_wrong_shapes_at_the_entry_points_are_clear_errors():
+  with pytest.raises(AssertionError, match="rank"):
+    losses.iwae_bound(jnp.zeros(5))  # [B] without the sample axis
+  with pytest.raises(AssertionError, match="shape"):  # log w [B] instead of [C, B]
+    losses.chunked_iwae_bound(lambda keys: APPROX(keys)[0], EXAMPLE_KEYS, 10, 4)
+  with pytest.raises(AssertionError, match="shape"):
+    losses.elbo_kl_form(jnp.zeros((3, BATCH)), jnp.zeros(BATCH + 1))

@@ -6,6 +6,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxvae import distributions as dist
 from jaxvae import losses
@@ -91,3 +92,8 @@ def test_reinforce_elbo_gradient_for_bernoulli_latents_matches_exact_enumeration
   g = np.float64(jax.jit(jax.vmap(jax.grad(estimate, argnums=1), in_axes=(0, None)))(keys, logits))
   se = g.std(0) / math.sqrt(GROUPS)
   assert np.all(np.abs(g.mean(0) - exact) < 3 * se), (g.mean(0), exact, se)
+
+
+def test_f_and_log_q_of_different_shapes_are_a_clear_error():
+  with pytest.raises(AssertionError, match="shape"):  # log q [K] against f [K, B]: would broadcast
+    losses.score_function_surrogate(jnp.zeros((3, 2)), jnp.zeros(3))

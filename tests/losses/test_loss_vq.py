@@ -1,8 +1,10 @@
 """VQ-VAE: nearest codes against a NumPy brute force, and gradient routing of each term."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxvae import losses
 
@@ -90,3 +92,26 @@ def test_vq_vae_loss_value_and_gradient_decomposition():
   _, code_code = _grads(lambda z, q: losses.vq_codebook_loss(z, q.codewords))
   np.testing.assert_allclose(g_enc, recon_enc + beta * commit_enc, rtol=1e-5, atol=1e-4)
   np.testing.assert_allclose(g_code, code_code, rtol=1e-5, atol=1e-5)
+
+
+def test_vq_vae_loss_without_a_position_axis_is_refused():
+  z_e = _encode(ENCODER)[:, 0]  # [B, D]: one latent vector per example, no position axis
+  e = losses.vector_quantize(z_e, CODEBOOK).codewords
+  with pytest.raises(ValueError, match=r"z_e has shape \(4, 2\), log_likelihood \(4,\); z_e must "
+                                       r"be \[4, L, D\]"):
+    losses.vq_vae_loss(jnp.zeros(4), z_e, e)
+  with pytest.raises(ValueError, match="z_e has shape"):  # batch axes that differ
+    losses.vq_vae_loss(jnp.zeros(3), _encode(ENCODER), _encode(ENCODER))
+  with pytest.raises(AssertionError, match="shape"):  # e of another shape than z_e
+    losses.vq_vae_loss(jnp.zeros(4), _encode(ENCODER), _encode(ENCODER)[:, :2])
+  with pytest.raises(AssertionError):  # codes of another size than the codebook's
+    losses.vector_quantize(_encode(ENCODER), CODEBOOK[:, :1])
+
+
+def test_vq_vae_loss_sums_over_every_position_axis_of_a_grid():
+  z_e = jnp.asarray(_rng.normal(size=(4, 2, 3, 2)), jnp.float32)  # [B, H, W, D]
+  e = losses.vector_quantize(z_e, CODEBOOK).codewords
+  log_likelihood = jnp.arange(4.0)
+  chex.assert_trees_all_close(losses.vq_vae_loss(log_likelihood, z_e, e),
+                              losses.vq_vae_loss(log_likelihood, z_e.reshape(4, 6, 2),
+                                                 e.reshape(4, 6, 2)))

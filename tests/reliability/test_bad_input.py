@@ -44,6 +44,7 @@ def bad_files(tmp_path_factory):
       "empty.npz": {"train": np.zeros((0, 8, 8), np.uint8), "test": ok},
       "five_d.npz": {"train": np.zeros((2, 2, 2, 2, 2), np.uint8), "test": ok},
       "zero_bytes.npz": b"",
+      "off_grid.npz": {"train": np.full((4, 8, 8), 0.3, np.float32), "test": ok},
   }
   for name, arrays in files.items():
     if arrays is None:
@@ -137,6 +138,14 @@ def test_bad_data(source, path, message, bad_files, tmp_path, capsys):
                          f"--config.data.source={source}", f"--config.data.path={path}",
                          "--config.data.binarize=none"], message)
   assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_data_off_the_likelihoods_levels(bad_files, tmp_path, capsys):
+  _expect_error(capsys, ["train", SMOKE, f"--workdir={tmp_path / 'run'}",
+                         "--config.data.source=npz", f"--config.data.path={bad_files}/off_grid.npz",
+                         "--config.data.binarize=none", "--config.model.likelihood=categorical256"],
+                "off_grid.npz:train holds values off the grid k / 255")
+  assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -101,8 +101,11 @@ def test_a_nan_batch_is_skipped_and_too_many_in_a_row_stop_the_run(tmp_path, smo
   jax.tree.map(np.testing.assert_array_equal, after, before)
 
 
-def test_sigterm_saves_a_checkpoint_and_exits_cleanly_then_training_resumes(tmp_path,
-                                                                            smoke_config):
+@pytest.mark.parametrize("signum, message", [
+    (signal.SIGTERM, "Preempted (SIGTERM) at step {step}: saved a checkpoint in"),
+    (signal.SIGINT, "Interrupted (Ctrl-C) at step {step}, saved in")])
+def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_exits_cleanly_then_training_resumes(
+    tmp_path, smoke_config, signum, message):
   workdir = str(tmp_path / "run")
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
              JAX_PLATFORMS="cpu", PYTHONPATH=_ROOT)
@@ -120,18 +123,28 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly_then_training_resumes(tmp_
       lines.append(line)
       if line.startswith("step 10:") or time.monotonic() > deadline:
         break
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     output, _ = process.communicate(timeout=60)
   finally:
     process.kill()
   output = "".join(lines) + output
   assert process.returncode == 0, output
-  assert "Preempted (SIGTERM) at step" in output, output
+  assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
   step = Checkpoints(workdir, read_only=True).latest_step()
   assert step is not None and step >= 10, output
-  assert f"Preempted (SIGTERM) at step {step}:" in output
+  assert message.format(step=step) in output, output
 
   smoke_config.train.num_steps = step + 2
   smoke_config.train.checkpoint_every = 1000000
   record = train_and_evaluate(smoke_config, workdir)
   assert record["step"] == step + 2
+
+
+def test_a_second_ctrl_c_stops_at_once_and_the_handlers_are_restored():
+  before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+  with loop._Preemption() as preemption:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.01)  # Python runs the handler at the next bytecode of the main thread.
+    assert preemption.reached(0) and preemption.interrupted
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_DFL  # The next Ctrl-C ends the process.
+  assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
