@@ -25,7 +25,8 @@ CONFIG = os.path.join(EXAMPLES, "conv_vae_config.py")
 
 def jaxvae(*args: str, wait: bool = True):
   """`jaxvae ARGS` in a subprocess that can import the user's module (PYTHONPATH=examples)."""
-  env = {**os.environ, "PYTHONPATH": EXAMPLES}
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device, as a user's
+  env["PYTHONPATH"] = EXAMPLES
   command = [sys.executable, "-m", "jaxvae.cli", *args]
   if not wait:
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -203,8 +203,8 @@ def check_objective(model, train: ml_collections.ConfigDict) -> None:
   """Raises `UserError` when the model cannot train with `train.objective`."""
   if train.objective == "exact_elbo" and not interface.has(model, interface.EXACT_ELBO):
     raise UserError(f"train.objective='exact_elbo' needs a model that computes its ELBO by "
-                    f"enumeration (capability EXACT_ELBO, e.g. model.kind='toy'); "
-                    f"{type(model).__name__} does not: use 'elbo' or 'iwae'")
+                    f"enumeration (capability EXACT_ELBO); {type(model).__name__} does not: use "
+                    f"'elbo' or 'iwae'")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
