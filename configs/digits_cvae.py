@@ -1,5 +1,5 @@
 """A conditional VAE on the digits (Sohn et al., 2015): encoder and decoder see one_hot(label);
-samples cycle through the ten classes (`jaxvae sample` draws one row per class).
+samples cycle through the ten classes (`jaxvae sample` draws one column per class).
 
     jaxvae train --config=configs/digits_cvae.py --workdir=runs/digits_cvae
 """

@@ -38,10 +38,18 @@ def _define_flags(command: str, args: list[str]) -> flags.FlagValues:
   flags.DEFINE_string("workdir", None, "Run directory: config, checkpoints, metrics, eval, images.",
                       flag_values=fv)
   if command == "train":
-    config_flags.DEFINE_config_file(
-        "config", DEFAULT_CONFIG, "Config file (a Python file with get_config()); ':smoke' "
-        "selects its smoke variant. Default: the embedded digits VAE.", flag_values=fv,
-        lock_config=True, sys_argv=args)
+    saved = _saved_config(args)
+    if saved:  # A run's config.json: its values, with the command line's overrides.
+      from jaxvae import config as config_lib
+
+      config_flags.DEFINE_config_dict(
+          "config", config_lib.load_config(saved), "A run's config.json.", flag_values=fv,
+          lock_config=True, sys_argv=[a for a in args if not a.startswith("--config=")])
+    else:
+      config_flags.DEFINE_config_file(
+          "config", DEFAULT_CONFIG, "Config file (a Python file with get_config(), or a run's "
+          "config.json); ':smoke' selects its smoke variant. Default: the embedded digits VAE.",
+          flag_values=fv, lock_config=True, sys_argv=args)
     flags.DEFINE_string("coordinator_address", None, "Multi-process jobs: HOST:PORT of process 0 "
                         "(with --num_processes and --process_id). None of the three on a Cloud "
                         "TPU VM (automatic) or a single machine.", flag_values=fv)
@@ -98,6 +106,37 @@ USAGE = """usage: jaxvae COMMAND --workdir=DIR [flags]   ('jaxvae COMMAND --help
   plot    the training and evaluation curves of one or more runs"""
 
 
+def _saved_config(args: list[str]) -> str | None:
+  """The path of `--config=PATH.json` (a run's saved config) among `args`, else None."""
+  paths = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+  return paths[-1] if paths and paths[-1].endswith(".json") else None
+
+
+def _closest_key(config, args: list[str]) -> str:
+  """For the first `--config.KEY=...` override that `config` lacks: ' (did you mean ...?)'."""
+  import difflib
+
+  def keys(c, prefix=""):
+    for k, v in c.items():
+      yield from keys(v, f"{prefix}{k}.") if hasattr(v, "items") else [f"{prefix}{k}"]
+
+  known = list(keys(config))
+  for arg in args:
+    key = arg[len("--config."):].split("=", 1)[0] if arg.startswith("--config.") else None
+    if key and key not in known:
+      close = difflib.get_close_matches(key, known, n=1)
+      return f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+  return ""
+
+
+def _base_config(args: list[str]):
+  """The config of `--config` (or the default) without the command line's overrides."""
+  base = [args[0]] + [a for a in args[1:] if a.startswith("--config=")]
+  fv = _define_flags("train", base)
+  fv([a for a in base if not (_saved_config(base) and a.startswith("--config="))])
+  return fv.config
+
+
 def _parse(argv: list[str]):
   if len(argv) >= 2 and argv[1] in ("--help", "-h", "--helpfull", "help"):
     print(USAGE)
@@ -110,25 +149,32 @@ def _parse(argv: list[str]):
     if arg.startswith("--config=") and not os.path.isfile(arg.split("=", 1)[1].split(":")[0]):
       raise UserError(f"config file {arg.split('=', 1)[1].split(':')[0]!r} not found; give the path "
                       f"of a file in configs/, e.g. --config=configs/digits_vae.py")
+  saved = _saved_config(args) if command == "train" else None
+  flag_args = [a for a in args if not (saved and a.startswith("--config="))]
   try:
     fv = _define_flags(command, args)
     if any(a in ("--help", "-h", "--helpfull") for a in args[1:]):
       print(__doc__)
       print(fv.get_help())
       raise SystemExit(0)
-    fv(args)
+    fv(flag_args)
     config = fv.config if command == "train" else None
     if config is not None:
       from jaxvae.config import validate
 
       validate(config)  # Also forces the config file to load, so its errors surface here.
+  except UserError:
+    raise
   except flags.Error as e:
     raise UserError(str(e).replace("\\n", " ")) from None
   except (KeyError, AttributeError) as e:  # An override of a key the config does not have.
-    message = str(e.args[0] if e.args else e).strip("'\"").replace("\\n", " ")
-    raise UserError(f"unknown config key: {message}; see jaxvae/config.py for every key") from None
-  except (TypeError, ValueError, OSError, SyntaxError, ImportError) as e:
-    raise UserError(f"cannot load --config: {type(e).__name__}: {e}") from None
+    unknown = _closest_key(_base_config(args), args) if command == "train" else ""
+    message = unknown or str(e.args[0] if e.args else e).strip("'\"").replace("\\n", " ")
+    raise UserError(f"unknown config key {message}; see jaxvae/config.py for the keys") from None
+  except Exception as e:  # Anything a config file raises while it loads.
+    files = [a.split("=", 1)[1] for a in args if a.startswith("--config=")] or [DEFAULT_CONFIG]
+    raise UserError(f"cannot load --config={files[-1]}: {type(e).__name__}: "
+                    f"{str(e).splitlines()[0] if str(e) else ''}") from None
   if not fv.workdir:
     raise UserError(f"jaxvae {command} needs --workdir=DIR")
   return command, fv, config

@@ -34,7 +34,7 @@ from jaxvae.runtime import distributed
 from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.runtime import workdir as workdir_lib
 from jaxvae.runtime.metrics import MetricWriter, read_jsonl
-from jaxvae.runtime.trained import abstract_variables, build_model
+from jaxvae.runtime.trained import abstract_variables, build_model, check_labels
 
 _REFINE_KEY_ID = 2**32 - 1  # Refinement draws use the key of this (nonexistent) example id.
 
@@ -81,6 +81,7 @@ class Evaluator:
     if model is not None:
       interface.check_model(model)
     self.model = model or build_model(config.model, self.data.image_shape)
+    check_labels(self.model, self.data, self.split)
     self.abstract_variables = abstract_variables(self.model, self.data.image_shape,
                                                  mesh_lib.replicated(self.mesh))
     self.posterior_problem = posterior_lib.posterior_problem(self.model, interface.FACTORIZED_KL)

@@ -73,7 +73,7 @@ def sample_to_png(workdir: str, num: int, out: str, seed: int = 0, step: int | N
     render = lambda v, x, y: images_lib.samples(model, v, jax.random.key(seed), num, temperature,
                                                 labels)
     x = y = None
-    columns = None
+    columns = images_lib.sample_columns(model, labels)
   else:
     count = num if kind == "reconstructions" else max(images) + 1
     batch = _test_images(config, count)

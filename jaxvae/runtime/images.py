@@ -45,6 +45,12 @@ def check_temperature(model, temperature: float) -> None:
                     f"use temperature 1")
 
 
+def sample_columns(model, labels: jax.Array | None = None) -> int | None:
+  """Columns of a sample grid: one per class for a conditional model drawing every class in turn
+  (`labels` None), so that each column shows one class; else None (about square)."""
+  return model.num_classes if labels is None and interface.has(model, interface.LABELS) else None
+
+
 def samples(model, variables, key: jax.Array, num: int, temperature: float = 1.0,
             labels: jax.Array | None = None) -> jax.Array:
   """`[num, *data_shape]` means of p(x | z) for z ~ p(z); at `temperature` T != 1 (see
@@ -171,7 +177,8 @@ def make_image_writer(model, config, mesh, workdir: str, originals: dict):
     return grids
 
   render = jax.jit(render, out_shardings=mesh_lib.replicated(mesh))
-  columns = {"samples": None, "reconstructions": 16, "interpolations": STEPS, "traversals": STEPS}
+  columns = {"samples": sample_columns(model), "reconstructions": 16, "interpolations": STEPS,
+             "traversals": STEPS}
 
   def show(variables, step: int) -> None:
     grids = render(variables, originals["image"], originals["label"])

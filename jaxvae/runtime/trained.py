@@ -18,6 +18,8 @@ import ml_collections
 from jaxvae import config as config_lib
 from jaxvae import data as data_lib
 from jaxvae import models
+from jaxvae.errors import UserError
+from jaxvae.models import interface
 from jaxvae.models.interface import PARAMS, TRANSIENT
 from jaxvae.runtime import checkpoint as checkpoint_lib
 from jaxvae.runtime import mesh as mesh_lib
@@ -49,6 +51,15 @@ def build_model(model: ml_collections.ConfigDict, data_shape: tuple[int, ...],
   """`jaxvae.models.build_model` with `load_trained` at hand, for models built on a trained run."""
   return models.build_model(model, data_shape, pixel_mean=pixel_mean,
                             load_trained=lambda workdir: load_trained(workdir)[:3])
+
+
+def check_labels(model: nn.Module, split: data_lib.Split, name: str) -> None:
+  """Raises `UserError` when a conditional model (capability `LABELS`) meets data without labels
+  (a source without them gives -1)."""
+  if interface.has(model, interface.LABELS) and len(split.source) and split.source[0]["label"] < 0:
+    raise UserError(f"{type(model).__name__} is conditioned on labels (num_classes="
+                    f"{model.num_classes}), but split {name!r} has none: use data with labels "
+                    f"(an npz needs '<split>_labels' arrays) or an unconditional model")
 
 
 class Trained(NamedTuple):

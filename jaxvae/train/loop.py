@@ -24,7 +24,7 @@ from jaxvae.runtime import lock as lock_lib
 from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.runtime import workdir as workdir_lib
 from jaxvae.runtime.metrics import MetricWriter
-from jaxvae.runtime.trained import build_model
+from jaxvae.runtime import trained as trained_lib
 from jaxvae.train import state as state_lib
 from jaxvae.train.progress import Progress
 
@@ -65,8 +65,8 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> lock_lib
     for key, was, now in changes:
       if not key.startswith(_RESUMABLE_CHANGES):
         raise UserError(f"{workdir} holds checkpoints of a different run: {key} was {was!r}, now "
-                        f"{now!r}; use a new --workdir, or resume with the run's own config "
-                        f"({config_path})")
+                        f"{now!r}; use a new --workdir, or resume the run as it was: jaxvae "
+                        f"train --workdir={workdir} --config={config_path}")
   try:
     path.mkdir(parents=True, exist_ok=True)
     lock = lock_lib.acquire(workdir)  # Before config.json: a refused trainer writes nothing.
@@ -229,8 +229,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   given = model
   if given is not None:
     interface.check_model(given)
-  model = given or build_model(config.model, data.image_shape)
+  model = given or trained_lib.build_model(config.model, data.image_shape)
   check_objective(model, train)
+  trained_lib.check_labels(model, data, config.data.train_split)
   images_lib.check_temperature(model, train.image_temperature)
   optimizer, schedule = state_lib.make_optimizer(train)
   init_state = lambda key, model=model: state_lib.init_state(model, optimizer, data.image_shape,
@@ -245,7 +246,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   state = checkpoints.restore_latest(jax.eval_shape(init(model), key))  # Damaged steps set aside.
   start_step = checkpoints.latest_step() or 0
   if state is None:  # A fresh run: only here do data-dependent initializations matter.
-    fresh = given or build_model(config.model, data.image_shape,
+    fresh = given or trained_lib.build_model(config.model, data.image_shape,
                                  pixel_mean=lambda: data_lib.mean_image(config.data, data))
     state = init(fresh)(key)
   else:
