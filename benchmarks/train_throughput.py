@@ -14,7 +14,7 @@ Loops, side by side in one invocation:
   - jaxvae: the trainer's own pieces (`loop._chunks` -> `data.prefetch_to_device` ->
     `loop.compile_steps`: the jitted, donated `state.train_steps` over `train.steps_per_call` steps
     per call, with skip test, metrics and grad norms; on the CPU, one step per call for the conv
-    models, see `state.needs_unrolled_loops`), on one device;
+    models, see `loop.convolves_on_cpu`), on one device;
   - minimal JAX: one jitted step per call as in the Flax VAE example (`flax.training.train_state`,
     optax.adam, a NumPy batch per call), on the same `model.log_weights`;
   - PyTorch (MLPs, CPU hosts, if installed: `pip install -e .[benchmark]`): the same networks in

@@ -92,28 +92,33 @@ def chunk_sizes(start_step: int, train: ml_collections.ConfigDict,
     step += size
 
 
+def convolves_on_cpu(step: Callable, *args) -> bool:
+  """Whether `step(*args)` (arrays or `jax.ShapeDtypeStruct`s) convolves on the CPU backend, where
+  XLA runs convolutions inside loops 10-40x slower than outside them (jax#12868)."""
+  return (jax.default_backend() == "cpu" and
+          "conv_general_dilated" in str(jax.make_jaxpr(step)(*args)))
+
+
 def compile_steps(model, optimizer, schedule, train: ml_collections.ConfigDict,
                   abstract_state: state_lib.TrainState, local_batch: dict,
                   mesh: jax.sharding.Mesh) -> tuple[Callable, int]:
   """The jitted, donated `state.train_steps` and the steps per call it is given.
 
   One compilation per chunk length (`chunk_sizes`): usually one, and one more for a shorter last
-  chunk. On the CPU, a step that convolves runs one step per call with its loops unrolled
-  (`state.needs_unrolled_loops`).
+  chunk. On the CPU, a step that convolves runs one step per call, which needs no loop
+  (`convolves_on_cpu`).
   """
-  unroll = state_lib.needs_unrolled_loops(
-      state_lib.make_train_step(model, optimizer, schedule, train, steps_per_call=True),
-      abstract_state,
+  steps_fn = state_lib.make_train_step(model, optimizer, schedule, train, chunked=True)
+  one_per_call = convolves_on_cpu(
+      steps_fn, abstract_state,
       jax.tree.map(lambda a: jax.ShapeDtypeStruct((1,) + a.shape, a.dtype), local_batch))
-  if unroll and train.steps_per_call > 1:
+  if one_per_call and train.steps_per_call > 1:
     print("One step per device call: XLA:CPU runs convolutions inside loops 10-40x slower "
           "(jax#12868)", flush=True)
-  steps_fn = state_lib.make_train_step(model, optimizer, schedule, train, steps_per_call=True,
-                                       unroll_loops=unroll)
   state_sharding = mesh_lib.state_shardings(abstract_state, mesh)
   steps_fn = jax.jit(steps_fn, in_shardings=(state_sharding, mesh_lib.stacked_batch_sharding(mesh)),
                      out_shardings=(state_sharding, mesh_lib.replicated(mesh)), donate_argnums=0)
-  return steps_fn, 1 if unroll else train.steps_per_call
+  return steps_fn, 1 if one_per_call else train.steps_per_call
 
 
 def _chunks(batches: Iterator[dict], sizes: Iterator[int]) -> Iterator[dict]:
@@ -224,8 +229,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   data = data_lib.load_split(config.data, config.data.train_split, config.model)
   eval_data = data_lib.load_split(config.data, config.data.eval_split,
                                   config.model)  # Errors before any write.
-  lock = prepare_workdir(config, workdir)
-
   given = model
   if given is not None:
     interface.check_model(given)
@@ -233,6 +236,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   check_objective(model, train)
   trained_lib.check_labels(model, data, config.data.train_split)
   images_lib.check_temperature(model, train.image_temperature)
+  lock = prepare_workdir(config, workdir)  # After every check: a refused run writes nothing.
   optimizer, schedule = state_lib.make_optimizer(train)
   init_state = lambda key, model=model: state_lib.init_state(model, optimizer, data.image_shape,
                                                              key, ema=train.ema_decay > 0)

@@ -12,14 +12,12 @@ One update (`train_step`), in order:
      values the model wrote in the step (threaded through the micro-batches with accumulation);
      the `[B]` terms it writes to `losses` join the loss and its `metrics` the step's metrics;
   4. EMA of the parameters: `ema <- d * ema + (1 - d) * params` (Polyak & Juditsky, 1992).
-`train_steps` runs a chunk of steps in one device call with `jax.lax.scan`. XLA:CPU runs
-convolutions inside loops and conditionals 10-40x slower than outside them (jax#12868), so on the
-CPU a step with convolutions unrolls its loops (`needs_unrolled_loops`).
+`train_steps` runs a chunk of steps in one device call with `jax.lax.scan` (a chunk of one step
+without a loop).
 """
 
 import dataclasses
 import functools
-from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -59,15 +57,13 @@ class StepOptions:
   compute_dtype: str = "float32"
   beta: float = 1.0
   kl_warmup_steps: int = 0
-  unroll_loops: bool = False  # Python loops over steps and micro-batches instead of lax.scan
 
   @classmethod
-  def from_config(cls, train: ml_collections.ConfigDict,
-                  unroll_loops: bool = False) -> "StepOptions":
+  def from_config(cls, train: ml_collections.ConfigDict) -> "StepOptions":
     return cls(objective=train.objective, num_samples=train.num_samples,
                accumulate_steps=train.accumulate_steps, ema_decay=train.ema_decay,
                skip_grad_norm=train.skip_grad_norm, compute_dtype=train.compute_dtype,
-               beta=train.beta, kl_warmup_steps=train.kl_warmup_steps, unroll_loops=unroll_loops)
+               beta=train.beta, kl_warmup_steps=train.kl_warmup_steps)
 
 
 def make_schedule(train: ml_collections.ConfigDict) -> optax.Schedule:
@@ -184,8 +180,7 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
       return (jax.tree.map(jnp.add, total, grads), model_state), metrics
 
     zeros = jax.tree.map(jnp.zeros_like, state.params)
-    (grads, model_state), metrics = _scan(accumulate, (zeros, state.model_state), micro,
-                                          options.unroll_loops)
+    (grads, model_state), metrics = jax.lax.scan(accumulate, (zeros, state.model_state), micro)
     grads = jax.tree.map(lambda g: g / options.accumulate_steps, grads)
     metrics = jax.tree.map(jnp.mean, metrics)
 
@@ -218,41 +213,27 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
   return new_state, metrics
 
 
-def _scan(body: Callable, carry: Any, xs: Any, unroll: bool) -> tuple[Any, Any]:
-  """`jax.lax.scan(body, carry, xs)`, or with `unroll` a Python loop over the leading axis, which
-  leaves no loop in the program at all (`lax.scan(..., unroll=True)` still emits one)."""
-  if not unroll:
-    return jax.lax.scan(body, carry, xs)
-  outputs = []
-  for i in range(jax.tree.leaves(xs)[0].shape[0]):
-    carry, output = body(carry, jax.tree.map(lambda a: a[i], xs))
-    outputs.append(output)
-  return carry, jax.tree.map(lambda *o: jnp.stack(o), *outputs)
-
-
 def train_steps(state: TrainState, batches: dict, **step_args) -> tuple[TrainState, dict]:
   """`train_step` on each batch of a chunk, in one device call.
 
-  `batches` leaves are `[S, B, ...]`; one compilation per chunk length S. Metrics are `[S]`, plus
-  the `[]` norm of the parameters after the chunk, `param_norm` (once per call: a pass over the
-  parameters per step would cost ~3% of a small MLP's step).
+  `batches` leaves are `[S, B, ...]`; one compilation per chunk length S, and a chunk of one step
+  runs without a loop. Metrics are `[S]`, plus the `[]` norm of the parameters after the chunk,
+  `param_norm` (once per call: a pass over the parameters per step would cost ~3% of a small
+  MLP's step).
   """
   step = functools.partial(train_step, **step_args)
-  state, metrics = _scan(step, state, batches, step_args["options"].unroll_loops)
+  if jax.tree.leaves(batches)[0].shape[0] == 1:
+    state, metrics = step(state, jax.tree.map(lambda a: a[0], batches))
+    metrics = jax.tree.map(lambda m: jnp.asarray(m)[None], metrics)
+  else:
+    state, metrics = jax.lax.scan(step, state, batches)
   return state, {**metrics, "param_norm": optax.tree.norm(state.params)}
 
 
-def needs_unrolled_loops(step: Callable, *args) -> bool:
-  """Whether `step(*args)` (arrays or `jax.ShapeDtypeStruct`s) convolves on the CPU backend, where
-  XLA runs convolutions inside loops and conditionals 10-40x slower (jax#12868)."""
-  return (jax.default_backend() == "cpu" and
-          "conv_general_dilated" in str(jax.make_jaxpr(step)(*args)))
-
-
 def make_train_step(model, optimizer, schedule, train: ml_collections.ConfigDict,
-                    steps_per_call: bool = False, unroll_loops: bool = False):
-  """`(state, batch) -> (state, metrics)` with everything else bound; with `steps_per_call`, the
-  chunked form `train_steps(state, batches [S, B, ...])`."""
-  return functools.partial(train_steps if steps_per_call else train_step, model=model,
+                    chunked: bool = False):
+  """`(state, batch) -> (state, metrics)` with everything else bound; `chunked`: the form
+  `train_steps(state, batches [S, B, ...])`."""
+  return functools.partial(train_steps if chunked else train_step, model=model,
                            optimizer=optimizer, schedule=schedule,
-                           options=StepOptions.from_config(train, unroll_loops))
+                           options=StepOptions.from_config(train))

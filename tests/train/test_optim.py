@@ -10,22 +10,30 @@ import pytest
 
 from jaxvae.errors import UserError
 from jaxvae.config import validate
-from jaxvae.models import VAE, build_model
+from jaxvae import config as config_lib
+from jaxvae.models import build_model
+from jaxvae.train import loop
 from jaxvae.train import state as state_lib
 
 _SHAPE = (8, 8, 1)
+
+
+def _vae(data_shape, **section):
+  """A VAE built from its config section (`model.kind='vae'` with `section`'s values)."""
+  model = config_lib.model_config("vae")
+  model.update(section)
+  return build_model(model, data_shape)
 
 
 def _images(seed: int, n: int = 16) -> np.ndarray:
   return (np.random.default_rng(seed).random((n,) + _SHAPE) < 0.3).astype(np.float32)
 
 
-def _setup(train, ema=False, unroll_loops=False):
-  model = VAE(data_shape=_SHAPE, latent_dim=4, hidden_sizes=(16,))
+def _setup(train, ema=False):
+  model = _vae(data_shape=_SHAPE, latent_dim=4, hidden_sizes=(16,))
   optimizer, schedule = state_lib.make_optimizer(train)
   state = state_lib.init_state(model, optimizer, _SHAPE, jax.random.key(0), ema=ema)
-  step = jax.jit(state_lib.make_train_step(model, optimizer, schedule, train,
-                                           unroll_loops=unroll_loops))
+  step = jax.jit(state_lib.make_train_step(model, optimizer, schedule, train))
   return state, step
 
 
@@ -59,7 +67,7 @@ def test_first_adamw_update_with_clipping_matches_closed_form(smoke_config):
   new_state, metrics = step(state, {"image": _images(0)})
   # Gradient of step 0, recomputed by a plain jax.grad; then Adam's first step (bias-corrected
   # moments = g and g^2) on the clipped gradient, plus decoupled weight decay, in float64.
-  model = VAE(data_shape=_SHAPE, latent_dim=4, hidden_sizes=(16,))
+  model = _vae(data_shape=_SHAPE, latent_dim=4, hidden_sizes=(16,))
   keys = jax.random.split(jax.random.fold_in(jax.random.wrap_key_data(state.key), 0), (1, 16))
   grads = jax.grad(lambda p: -jnp.mean(model.apply({"params": p}, _images(0), keys,
                                                    method=model.log_weights).values))(state.params)
@@ -73,12 +81,11 @@ def test_first_adamw_update_with_clipping_matches_closed_form(smoke_config):
     np.testing.assert_allclose(np.asarray(p1, np.float64) - p0, update, rtol=2e-3, atol=1e-8)
 
 
-@pytest.mark.parametrize("unroll_loops", [False, True])
-def test_accumulated_micro_batches_equal_the_full_batch(smoke_config, unroll_loops):
+def test_accumulated_micro_batches_equal_the_full_batch(smoke_config):
   train = smoke_config.train
   state, step = _setup(train)
   train.accumulate_steps = 4
-  _, accumulated_step = _setup(train, unroll_loops=unroll_loops)
+  _, accumulated_step = _setup(train)
   batch = {"image": _images(1), "label": np.arange(16, dtype=np.int32)}
   full, full_metrics = step(state, batch)
   accumulated, accumulated_metrics = accumulated_step(state, batch)
@@ -137,7 +144,7 @@ def test_beta_vae_loss_with_kl_warmup(smoke_config, step, expected_beta):
   state, step_fn = _setup(train)
   state = state.replace(step=jnp.int32(step))
   images = _images(0)
-  model = VAE(data_shape=_SHAPE, latent_dim=4, hidden_sizes=(16,))
+  model = _vae(data_shape=_SHAPE, latent_dim=4, hidden_sizes=(16,))
   keys = jax.random.split(jax.random.fold_in(jax.random.wrap_key_data(state.key), step), (1, 16))
   terms = model.apply({"params": state.params}, images, keys, method=model.log_weights)
   log_likelihood = np.asarray(terms.log_likelihood, np.float64)
@@ -159,21 +166,21 @@ def test_several_steps_per_call_equal_one_step_per_call(smoke_config, network):
   optimizer, schedule = state_lib.make_optimizer(train)
   state = state_lib.init_state(model, optimizer, _SHAPE, jax.random.key(0), ema=True)
   images = np.stack([_images(seed) for seed in range(4)])
-  # On the CPU, only the convolutional step needs its loops unrolled (jax#12868).
-  unroll = state_lib.needs_unrolled_loops(
-      state_lib.make_train_step(model, optimizer, schedule, train, steps_per_call=True),
-      state, {"image": images})
-  assert unroll == (network == "resnet")
+  chunked = jax.jit(state_lib.make_train_step(model, optimizer, schedule, train, chunked=True))
+  # On the CPU, only the convolutional step runs one step per call (jax#12868).
+  assert loop.convolves_on_cpu(chunked, state, {"image": images}) == (network == "resnet")
   single = jax.jit(state_lib.make_train_step(model, optimizer, schedule, train))
-  chunked = jax.jit(state_lib.make_train_step(model, optimizer, schedule, train,
-                                              steps_per_call=True, unroll_loops=unroll))
   one_by_one, losses = state, []
   for i in range(4):
     one_by_one, metrics = single(one_by_one, {"image": images[i]})
     losses.append(metrics["loss"])
-  together, metrics = chunked(state, {"image": images})
+  per_call = 1 if network == "resnet" else 4  # as the trainer calls it (a chunk of 1: no loop)
+  together, chunk_losses = state, []
+  for i in range(0, 4, per_call):
+    together, metrics = chunked(together, {"image": images[i:i + per_call]})
+    chunk_losses.append(metrics["loss"])
   jax.tree.map(np.testing.assert_array_equal, together, one_by_one)
-  np.testing.assert_array_equal(metrics["loss"], np.stack(losses))
+  np.testing.assert_array_equal(np.concatenate(chunk_losses), np.stack(losses))
 
 
 @pytest.mark.parametrize("key, value, message", [
