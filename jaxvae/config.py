@@ -88,6 +88,7 @@ def get_config(variant: str = "", model: str = "vae") -> ml_collections.ConfigDi
   config.eval.chunk_size = 100  # samples per chunk of the running logsumexp
   config.eval.batch_size = 100
   config.eval.seed = 0
+  config.eval.after_training = True  # evaluate the final checkpoint when training ends
   config.eval.nested_num_samples = ()  # smaller K also reported, from the first K of the same samples
   config.eval.refine_steps = 0  # per-example posterior refinement (amortization gap); 0 = off
   config.eval.refine_num_samples = 10  # samples of the ELBO per refinement step

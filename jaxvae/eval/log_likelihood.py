@@ -76,7 +76,9 @@ class Evaluator:
     if self.refine_steps < 0:
       raise UserError(f"--refine_steps must be >= 0, got {self.refine_steps}")
     self.mesh = mesh_lib.make_mesh(config.train.num_devices)
-    mesh_lib.check_divisible(config.eval.batch_size, self.mesh, "eval.batch_size")
+    # Whole devices: an uneven batch is padded (padding is masked out, so every example counts
+    # once, and per-example keys make the numbers independent of the batch size).
+    self.batch_size = -(-config.eval.batch_size // self.mesh.size) * self.mesh.size
     self.data = data_lib.load_split(config.data, self.split)
     if model is not None:
       interface.check_model(model)
@@ -137,7 +139,7 @@ class Evaluator:
     """
     parts = []
     with jax.default_matmul_precision("highest"):
-      for local in data_lib.eval_batches(self.config, self.data, self.config.eval.batch_size):
+      for local in data_lib.eval_batches(self.config, self.data, self.batch_size):
         batch = mesh_lib.global_batch(local, self.mesh)
         parts.append(self._estimate(variables, batch["image"], batch["label"], batch["id"],
                                     batch["mask"]))

@@ -50,6 +50,18 @@ def read_jsonl(path: str) -> list[dict]:
   return [json.loads(line) for line in lines[:-1] if line.strip()]
 
 
+def drop_records_after(path: str, step: int) -> int:
+  """Removes the records of steps after `step` from the JSONL file at `path` (a resumed run
+  writes them again); returns how many it removed. The file is replaced whole, atomically."""
+  records = read_jsonl(path)
+  kept = [r for r in records if r["step"] <= step]
+  if len(kept) < len(records):
+    temporary = epath.Path(path + ".tmp")
+    temporary.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    temporary.replace(path)
+  return len(records) - len(kept)
+
+
 def append_text(path: str, text: str) -> None:
   """Appends `text` to the file at `path`, creating it and its directory. Cloud Storage objects
   cannot be appended to: a gs:// file is rewritten whole (metric files and ledgers are small)."""

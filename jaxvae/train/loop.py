@@ -23,7 +23,7 @@ from jaxvae.runtime import images as images_lib
 from jaxvae.runtime import lock as lock_lib
 from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.runtime import workdir as workdir_lib
-from jaxvae.runtime.metrics import MetricWriter
+from jaxvae.runtime.metrics import MetricWriter, drop_records_after
 from jaxvae.runtime import trained as trained_lib
 from jaxvae.train import state as state_lib
 from jaxvae.train.progress import Progress
@@ -101,11 +101,12 @@ def convolves_on_cpu(step: Callable, *args) -> bool:
 
 def compile_steps(model, optimizer, schedule, train: ml_collections.ConfigDict,
                   abstract_state: state_lib.TrainState, local_batch: dict,
-                  mesh: jax.sharding.Mesh) -> tuple[Callable, int]:
-  """The jitted, donated `state.train_steps` and the steps per call it is given.
-
-  One compilation per chunk length (`chunk_sizes`): usually one, and one more for a shorter last
-  chunk. On the CPU, a step that convolves runs one step per call, which needs no loop
+                  mesh: jax.sharding.Mesh, start_step: int) -> tuple[Callable, int, float]:
+  """`(run(state, chunk), steps per call, seconds of compilation)`: `run` is the jitted, donated
+  `state.train_steps`, compiled here ahead of time for chunks of the first chunk's length, the
+  usual one (so that the first interval's throughput counts no compilation), and on first use
+  for other lengths.
+  On the CPU, a step that convolves runs one step per call, which needs no loop
   (`convolves_on_cpu`).
   """
   steps_fn = state_lib.make_train_step(model, optimizer, schedule, train, chunked=True)
@@ -115,10 +116,21 @@ def compile_steps(model, optimizer, schedule, train: ml_collections.ConfigDict,
   if one_per_call and train.steps_per_call > 1:
     print("One step per device call: XLA:CPU runs convolutions inside loops 10-40x slower "
           "(jax#12868)", flush=True)
+  per_call = 1 if one_per_call else train.steps_per_call
   state_sharding = mesh_lib.state_shardings(abstract_state, mesh)
-  steps_fn = jax.jit(steps_fn, in_shardings=(state_sharding, mesh_lib.stacked_batch_sharding(mesh)),
-                     out_shardings=(state_sharding, mesh_lib.replicated(mesh)), donate_argnums=0)
-  return steps_fn, 1 if one_per_call else train.steps_per_call
+  jitted = jax.jit(steps_fn, in_shardings=(state_sharding, mesh_lib.stacked_batch_sharding(mesh)),
+                   out_shardings=(state_sharding, mesh_lib.replicated(mesh)), donate_argnums=0)
+  start = time.perf_counter()
+  usual = next(chunk_sizes(start_step, train, per_call), per_call)
+  chunk = jax.tree.map(lambda a: jax.ShapeDtypeStruct(
+      (usual, a.shape[0] * jax.process_count()) + a.shape[1:], a.dtype), local_batch)
+  compiled = jitted.lower(abstract_state, chunk).compile()
+  seconds = time.perf_counter() - start
+
+  def run(state, chunk):
+    return (compiled if jax.tree.leaves(chunk)[0].shape[0] == usual else jitted)(state, chunk)
+
+  return run, per_call, seconds
 
 
 def _chunks(batches: Iterator[dict], sizes: Iterator[int]) -> Iterator[dict]:
@@ -225,7 +237,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   train = config.train
   mesh = mesh_lib.make_mesh(train.num_devices, train.fsdp_devices)
   mesh_lib.check_divisible(train.batch_size, mesh, "train.batch_size")
-  mesh_lib.check_divisible(config.eval.batch_size, mesh, "eval.batch_size")
   data = data_lib.load_split(config.data, config.data.train_split, config.model)
   eval_data = data_lib.load_split(config.data, config.data.eval_split,
                                   config.model)  # Errors before any write.
@@ -255,10 +266,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     state = init(fresh)(key)
   else:
     print(f"Resuming from step {start_step} in {checkpoints.directory}", flush=True)
+    if jax.process_index() == 0:  # One record per step: those past the checkpoint come again.
+      drop_records_after(workdir_lib.train_metrics_path(workdir), start_step)
 
   batches = data_lib.train_batches(config, data)
-  steps_fn, steps_per_call = compile_steps(model, optimizer, schedule, train, abstract_state,
-                                           batches[0], mesh)
+  steps_fn, steps_per_call, compile_seconds = compile_steps(
+      model, optimizer, schedule, train, abstract_state, batches[0], mesh, start_step)
+  _banner(config, workdir, model, state, data, eval_data, mesh, compile_seconds)
   show = _image_writer(model, config, mesh, workdir, eval_data)
   image_every = train.image_every or train.checkpoint_every
   writer = MetricWriter(workdir_lib.train_metrics_path(workdir),
@@ -269,6 +283,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       mesh_lib.stacked_batch_sharding(mesh))
   progress = Progress(start_step, train.num_steps, enabled=train.progress_bar)
   pending, last_log, step = [], (start_step, time.perf_counter()), start_step
+  host = {"save_seconds": 0.0, "image_seconds": 0.0}  # The host's own work in this interval.
   try:
     with _Preemption() as preemption:
       for index, (size, chunk) in enumerate(zip(chunk_sizes(start_step, train, steps_per_call),
@@ -279,19 +294,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         if step % train.log_every == 0 or step == train.num_steps:
           summary = summarize(jax.device_get(pending))
           now = time.perf_counter()
-          summary["step_time"] = (now - last_log[1]) / (step - last_log[0])
+          device_seconds = now - last_log[1] - sum(host.values())
+          summary["step_time"] = device_seconds / (step - last_log[0])
           summary["examples_per_sec"] = train.batch_size / summary["step_time"]
+          summary.update(host)
           writer.write(step, summary)
           progress.log(step, summary)
           pending, last_log = [], (step, now)
+          host = dict.fromkeys(host, 0.0)
           _check_skips(state, train, checkpoints, step)
         saved = step % train.checkpoint_every == 0 or step == train.num_steps
         if saved:
           _check_skips(state, train, checkpoints, step)
+          started = time.perf_counter()
           checkpoints.save(step, state)
+          host["save_seconds"] += time.perf_counter() - started
         if step % image_every == 0 or step == train.num_steps:
+          started = time.perf_counter()
           params = state.ema_params if state.ema_params is not None else state.params
           show({"params": params, **state.model_state}, step)
+          host["image_seconds"] += time.perf_counter() - started
         progress.update(step)
         if step < train.num_steps and preemption.reached(index):
           if not saved:
@@ -314,7 +336,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   final_step = max(start_step, train.num_steps)
   if start_step >= train.num_steps:
     print(f"Already trained to step {start_step} (train.num_steps={train.num_steps}).")
+  if not config.eval.after_training:
+    return None
   return evaluate(config, workdir, step=final_step, model=given)
+
+
+def _banner(config, workdir: str, model, state, data, eval_data, mesh, compile_seconds) -> None:
+  """What the run is and where its outputs go, in a few lines (process 0)."""
+  if jax.process_index() != 0:
+    return
+  count = sum(a.size for a in jax.tree.leaves(state.params))
+  axes = ", ".join(f"{name} {size}" for name, size in mesh.shape.items())
+  print(f"jaxvae train: {type(model).__name__} (model.kind={config.model.kind!r}), {count:,} "
+        f"parameters; data {config.data.source}:{config.data.name or config.data.path}, "
+        f"{len(data.source):,} train examples ({config.data.train_split}) and "
+        f"{len(eval_data.source):,} eval examples ({config.data.eval_split}) of shape "
+        f"{tuple(data.image_shape)}; {mesh.size} device(s) ({jax.default_backend()}; mesh {axes}) "
+        f"in {jax.process_count()} process(es); compiled in {compile_seconds:.1f} s\n"
+        f"  outputs in {workdir}: config.json, checkpoints/, metrics.jsonl, images/, eval/, "
+        f"tensorboard/", flush=True)
 
 
 def _image_writer(model, config, mesh, workdir: str, eval_split: data_lib.Split):

@@ -45,10 +45,14 @@ class Progress:
     if self._drawn:
       self._stream.write("\n")
       self._drawn = False
-    self._stream.write(f"step {step}: loss {summary['loss']:.3f}, elbo {summary['elbo']:.3f}, "
-                       f"kl {summary['kl']:.3f}, lr {summary['learning_rate']:.2e}, "
-                       f"skipped {summary['skipped_updates']}, "
-                       f"{summary['examples_per_sec']:.0f} examples/s\n")
+    done = step - self._start
+    rate = done / max(time.perf_counter() - self._started, 1e-9)
+    eta = f", ETA {format_eta((self._total - step) / rate)}" if rate > 0 and step < self._total \
+        else ""
+    self._stream.write(f"step {step}/{self._total}: loss {summary['loss']:.3f}, "
+                       f"elbo {summary['elbo']:.3f}, kl {summary['kl']:.3f}, "
+                       f"lr {summary['learning_rate']:.2e}, skipped {summary['skipped_updates']}, "
+                       f"{summary['examples_per_sec']:.0f} examples/s{eta}\n")
     self._stream.flush()
 
   def close(self) -> None:
