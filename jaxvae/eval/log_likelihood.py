@@ -34,6 +34,7 @@ from jaxvae.runtime import distributed
 from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.runtime import workdir as workdir_lib
 from jaxvae.runtime.metrics import MetricWriter, read_jsonl
+from jaxvae.runtime.progress import Progress
 from jaxvae.runtime.trained import abstract_variables, build_model, check_labels
 
 _REFINE_KEY_ID = 2**32 - 1  # Refinement draws use the key of this (nonexistent) example id.
@@ -137,14 +138,21 @@ class Evaluator:
 
     `log_px`, `elbo` (and `refined_*`) are `[N, J]`; `posterior_mean`, `kl_per_dim` `[N, L]`.
     """
-    parts = []
+    total = len(self.data.source)
+    progress = Progress(0, total, unit="examples", label=f"eval {self.split}: ", every=15.0)
+    parts = []  # Outputs are replicated, so every process holds all of them.
     with jax.default_matmul_precision("highest"):
-      for local in data_lib.eval_batches(self.config, self.data, self.batch_size):
+      for index, local in enumerate(data_lib.eval_batches(self.config, self.data,
+                                                          self.batch_size)):
         batch = mesh_lib.global_batch(local, self.mesh)
         parts.append(self._estimate(variables, batch["image"], batch["label"], batch["id"],
                                     batch["mask"]))
-    # Outputs are replicated, so every process holds all of them.
+        if index:  # One batch stays in flight while the one before is fetched.
+          parts[-2] = jax.tree.map(np.asarray, parts[-2])
+          progress.update(min(index * self.batch_size, total))
     parts = [jax.tree.map(np.asarray, p) for p in parts]
+    progress.update(total)
+    progress.close()
     keep = np.concatenate([p["mask"] for p in parts])
     return {name: np.concatenate([p[name] for p in parts])[keep].astype(
         np.int64 if name == "id" else np.float64)
@@ -158,7 +166,8 @@ class Evaluator:
       log_px, elbo = results["log_px"][:, j], results["elbo"][:, j]
       record = {"step": step, "split": self.split, "num_samples": k,
                 "num_examples": int(log_px.size), **_summary(log_px, elbo)}
-      record["bits_per_dim"] = float(losses.bits_per_dim(record["log_px"], num_dims))
+      if self.config.data.source != "toy":  # Bits per dimension of pixels, not of 1-D reals.
+        record["bits_per_dim"] = float(losses.bits_per_dim(record["log_px"], num_dims))
       record["seconds"] = round(seconds, 3)
       record["refine_steps"] = self.refine_steps
       if self.refine_steps:
@@ -259,6 +268,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *, step: int | Non
 
 
 def _print(record: dict) -> None:
+  bits = f"; {record['bits_per_dim']:.4f} bits/dim" if "bits_per_dim" in record else ""
   refined = ""
   if record.get("refine_steps"):
     refined = (f"; after {record['refine_steps']} refinement steps: log p(x) = "
@@ -266,8 +276,8 @@ def _print(record: dict) -> None:
                f"(amortization gap {record['amortization_gap']:.3f})")
   print(f"step {record['step']}: {record['split']} log p(x) = {record['log_px']:.3f} "
         f"+- {record['log_px_stderr']:.3f} nats (K={record['num_samples']}, "
-        f"{record['num_examples']} examples); ELBO = {record['elbo']:.3f}; "
-        f"{record['bits_per_dim']:.4f} bits/dim{refined}", flush=True)
+        f"{record['num_examples']} examples); ELBO = {record['elbo']:.3f}{bits}{refined}",
+        flush=True)
 
 
 __all__ = ["Evaluator", "evaluate", "evaluate_step", "resolve_num_samples"]

@@ -24,9 +24,9 @@ from jaxvae.runtime import lock as lock_lib
 from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.runtime import workdir as workdir_lib
 from jaxvae.runtime.metrics import MetricWriter, drop_records_after
+from jaxvae.runtime.progress import Progress
 from jaxvae.runtime import trained as trained_lib
 from jaxvae.train import state as state_lib
-from jaxvae.train.progress import Progress
 
 # Keys that may change when a run is resumed; any other change means a different experiment.
 _RESUMABLE_CHANGES = ("train.num_steps", "train.log_every", "train.checkpoint_every",
@@ -299,7 +299,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           summary["examples_per_sec"] = train.batch_size / summary["step_time"]
           summary.update(host)
           writer.write(step, summary)
-          progress.log(step, summary)
+          progress.line(log_line(step, train.num_steps, summary, progress.eta(step)))
           pending, last_log = [], (step, now)
           host = dict.fromkeys(host, 0.0)
           _check_skips(state, train, checkpoints, step)
@@ -339,6 +339,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if not config.eval.after_training:
     return None
   return evaluate(config, workdir, step=final_step, model=given)
+
+
+def log_line(step: int, num_steps: int, summary: dict, eta: str) -> str:
+  """The line printed at a log interval."""
+  return (f"step {step}/{num_steps}: loss {summary['loss']:.3f}, elbo {summary['elbo']:.3f}, "
+          f"kl {summary['kl']:.3f}, lr {summary['learning_rate']:.2e}, "
+          f"skipped {summary['skipped_updates']}, {summary['examples_per_sec']:.0f} examples/s"
+          + (f", ETA {eta}" if eta else ""))
 
 
 def _banner(config, workdir: str, model, state, data, eval_data, mesh, compile_seconds) -> None:
