@@ -82,7 +82,8 @@ def _define_flags(command: str, args: list[str]) -> flags.FlagValues:
                         "(one latent dimension per row).", flag_values=fv)
     flags.DEFINE_integer("num", 64, "samples: images; reconstructions: test images; traversals: "
                          "latent dimensions (at most model.latent_dim).", flag_values=fv)
-    flags.DEFINE_string("out", "samples.png", "Output PNG file.", flag_values=fv)
+    flags.DEFINE_string("out", None, "Output PNG file (default: KIND.png in the workdir, as plot "
+                        "writes curves.png there).", flag_values=fv)
     flags.DEFINE_integer("seed", 0, "Random seed of the samples.", flag_values=fv)
     flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).", flag_values=fv)
     flags.DEFINE_float("temperature", 1.0, "samples: scale of the prior's noise (N(0, I) priors; "
@@ -224,7 +225,8 @@ def run(argv: list[str]) -> None:
   else:
     from jaxvae.eval import sample_to_png
 
-    sample_to_png(fv.workdir, fv.num, fv.out, seed=fv.seed, step=fv.step, kind=fv.kind,
+    sample_to_png(fv.workdir, fv.num, fv.out or workdir_lib.grid_path(fv.workdir, fv.kind),
+                  seed=fv.seed, step=fv.step, kind=fv.kind,
                   temperature=fv.temperature, label=fv.label,
                   images=tuple(_int_list(fv.images, "--images")), steps=fv.steps,
                   radius=fv.radius)

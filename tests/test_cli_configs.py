@@ -71,3 +71,10 @@ def test_a_conditional_vae_refuses_data_without_labels(tmp_path, capsys):
                    "--config=configs/digits_cvae.py:smoke", "--config.data.source=npz",
                    f"--config.data.path={tmp_path / 'nolabels.npz'}")
   assert code == 2 and "has none" in err and "labels" in err
+
+
+def test_sample_writes_into_the_workdir_by_default_as_plot_does(run_dir):
+  main(["jaxvae", "sample", f"--workdir={run_dir}", "--num=4"])
+  main(["jaxvae", "sample", f"--workdir={run_dir}", "--kind=reconstructions", "--num=4"])
+  assert os.path.getsize(os.path.join(run_dir, "samples.png")) > 0
+  assert os.path.getsize(os.path.join(run_dir, "reconstructions.png")) > 0

@@ -8,6 +8,7 @@
     WORKDIR/images/<grid>_<step>.png       the trainer's image grids
     WORKDIR/tensorboard/{train,eval,images}
     WORKDIR/curves.png                     `jaxvae plot`'s default output
+    WORKDIR/<grid>.png                     `jaxvae sample`'s default output (samples.png, ...)
 
 Paths may be local or gs://.
 """
@@ -46,3 +47,7 @@ def tensorboard_dir(workdir: str, part: str) -> str:
 
 def curves_path(workdir: str) -> str:
   return os.path.join(workdir, "curves.png")
+
+
+def grid_path(workdir: str, grid: str) -> str:
+  return os.path.join(workdir, f"{grid}.png")
