@@ -10,7 +10,6 @@ eval --follow`, `jaxvae sample`) never take it: they only read finalized checkpo
 import atexit
 import os
 import socket
-import sys
 
 import jax
 from etils import epath
