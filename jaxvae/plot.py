@@ -4,8 +4,10 @@
 
 Reads each workdir's `metrics.jsonl` (the trainer's log intervals) and `eval/log_likelihood.jsonl`
 (the evaluator's records), also while the run is in progress: a line still being written is
-ignored. One panel per quantity that some run has records of; each run has its own colour, each
-series of a run its own line style.
+ignored. One panel per quantity that some run has records of. Each series of a panel (a metric,
+or an evaluation's (split, K)) has its own marker and line style, and with one run its own colour;
+with several runs, each run has its own colour. A run evaluated at one checkpoint for several K
+shows log p(x) against K instead of against the step.
 """
 
 import math
@@ -28,13 +30,18 @@ TRAIN_PANELS = (
     ("learning rate", "", ("learning_rate",)),
     ("gradient norm", "", ("grad_norm",)),
     ("skipped updates (cumulative)", "", ("skipped_updates",)),
-    ("codebook perplexity (VQ-VAE)", "codes", ("perplexity",)),
+    ("codebook perplexity (VQ-VAE)", "codes", ("quantizer_perplexity",)),
 )
-# Evaluation panels: one series per (split, K).
+# Evaluation panels (title, y-axis label, record key, x axis): against the step, one series per
+# (split, K); against K, one series per split, for a run evaluated at one checkpoint.
 EVAL_PANELS = (
-    ("log p(x) for each split and K (eval)", "nats", "log_px"),
-    ("bits/dim for each K (eval)", "bits/dim", "bits_per_dim"),
+    ("log p(x) for each split and K (eval)", "nats", "log_px", "step"),
+    ("bits/dim for each K (eval)", "bits/dim", "bits_per_dim", "step"),
+    ("log p(x) against K (eval of one checkpoint)", "nats", "log_px", "K"),
+    ("bits/dim against K (eval of one checkpoint)", "bits/dim", "bits_per_dim", "K"),
 )
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")
+_STYLES = ("-", "--", ":", "-.")  # With 10 markers: 20 series before a (marker, style) repeats.
 
 
 def _train_series(records: list[dict], keys: tuple[str, ...]) -> dict[str, tuple]:
@@ -53,15 +60,25 @@ def _train_series(records: list[dict], keys: tuple[str, ...]) -> dict[str, tuple
   return series
 
 
-def _eval_series(records: list[dict], key: str) -> dict[str, tuple]:
-  """`{'split K=k': (steps, values)}` of the eval records, the last record per step winning."""
+def _eval_series(records: list[dict], key: str, x: str) -> dict[str, tuple]:
+  """`x='step'`: `{'split K=k': (steps, values)}`; `x='K'`: `{'split (step s)': (Ks, values)}`.
+  The last record per point wins. A run evaluated at one checkpoint for several K has only the K
+  series, any other run only the step series."""
+  records = [r for r in records if isinstance(r.get(key), int | float)]
+  one_checkpoint = (len({r["step"] for r in records}) == 1
+                    and len({r["num_samples"] for r in records}) > 1)
+  if (x == "K") != one_checkpoint:
+    return {}
   groups = {}
   for r in records:
-    if isinstance(r.get(key), int | float):
+    if x == "K":
+      groups.setdefault(f"{r['split']} (step {r['step']})", {})[r["num_samples"]] = r[key]
+    else:
       groups.setdefault((r["split"], r["num_samples"]), {})[r["step"]] = r[key]
-  return {f"{split} K={k}": (np.array(sorted(points), np.float64),
-                             np.array([points[s] for s in sorted(points)], np.float64))
-          for (split, k), points in sorted(groups.items())}
+  return {(label if x == "K" else f"{label[0]} K={label[1]}"): (
+      np.array(sorted(points), np.float64), np.array([points[s] for s in sorted(points)],
+                                                     np.float64))
+          for label, points in sorted(groups.items())}
 
 
 def read_run(workdir: str) -> dict[str, dict[str, tuple]]:
@@ -78,7 +95,7 @@ def read_run(workdir: str) -> dict[str, dict[str, tuple]]:
                     f"eval/log_likelihood.jsonl has a complete line); plot a run after its first "
                     f"log interval (train.log_every)")
   panels = {title: _train_series(train, keys) for title, _, keys in TRAIN_PANELS}
-  panels.update({title: _eval_series(evals, key) for title, _, key in EVAL_PANELS})
+  panels.update({title: _eval_series(evals, key, x) for title, _, key, x in EVAL_PANELS})
   return panels
 
 
@@ -91,26 +108,31 @@ def plot_runs(workdirs: list[str], out: str) -> dict[str, dict[str, dict[str, tu
   titles = [p[0] for p in TRAIN_PANELS + EVAL_PANELS
             if any(panels[p[0]] for panels in runs.values())]
   units = {p[0]: p[1] for p in TRAIN_PANELS + EVAL_PANELS}
+  by_k = {p[0] for p in EVAL_PANELS if p[3] == "K"}
   columns = min(4, len(titles))
   rows = math.ceil(len(titles) / columns)
   figure = Figure(figsize=(4.2 * columns, 3.2 * rows), layout="constrained")
   axes = figure.subplots(rows, columns, squeeze=False).reshape(-1)
-  styles = ("-", "--", ":", "-.")
   colours = [f"C{i % 10}" for i in range(len(workdirs))]
   names = [os.path.basename(os.path.normpath(w)) for w in workdirs]
   for ax, title in zip(axes, titles):
     labels = list(dict.fromkeys(label for panels in runs.values() for label in panels[title]))
+    # Series i: its own marker and line style; its own colour too when there is one run.
+    look = {label: dict(marker=_MARKERS[i % len(_MARKERS)], linestyle=_STYLES[i % len(_STYLES)],
+                        color=f"C{i % 10}" if len(runs) == 1 else None)
+            for i, label in enumerate(labels)}
     for panels, colour in zip(runs.values(), colours):
-      for label, (steps, values) in panels[title].items():
-        ax.plot(steps, values, styles[labels.index(label) % len(styles)], color=colour,
-                marker="." if len(steps) < 30 else None)
+      for label, (xs, values) in panels[title].items():
+        ax.plot(xs, values, **{**look[label], "color": look[label]["color"] or colour},
+                markevery=max(1, len(xs) // 15), markersize=4)
     ax.set_title(title, fontsize=10)
-    ax.set_xlabel("step")
+    ax.set_xlabel("K (importance samples)" if title in by_k else "step")
+    if title in by_k:
+      ax.set_xscale("log")
     ax.set_ylabel(units[title])
-    if len(labels) > 1:  # Line styles name the series; colours name the runs (figure legend).
-      colour = "k" if len(runs) > 1 else colours[0]
-      ax.legend([Line2D([], [], color=colour, linestyle=styles[i % len(styles)])
-                 for i in range(len(labels))], labels, fontsize=7)
+    if len(labels) > 1:  # Markers and styles name the series; colours the runs (figure legend).
+      ax.legend([Line2D([], [], **{**look[label], "color": look[label]["color"] or "k"})
+                 for label in labels], labels, fontsize=7)
   for ax in axes[len(titles):]:
     ax.set_visible(False)
   if len(runs) > 1:

@@ -6,8 +6,10 @@
 
 Each process gets `devices_per_process` forced CPU devices and the coordinator flags
 (`--coordinator_address=localhost:PORT --num_processes=N --process_id=I`); the job is one mesh of
-N x devices_per_process devices. `--dry-run` prints the commands and runs nothing. If a process
-fails, the others are stopped and every process's last lines are printed; the exit code is 1.
+N x devices_per_process devices. Each process's output is printed as it comes, each line prefixed
+by the process's index (`[0] step 100: ...`). `--dry-run` prints the commands and runs nothing. If
+a process fails, the others are stopped and every process's last lines are printed; the exit code
+is 1.
 """
 
 import argparse

@@ -109,6 +109,8 @@ def test_a_different_model_in_the_workdir_is_refused_and_nothing_changes(trained
     (["eval", "--num_samples=0"], "--num_samples must be positive"),
     (["eval", "--step=999"], "no checkpoint for step 999"),
     (["sample", "--num=0"], "--num must be positive"),
+    (["eval", "--split=valid"], "split 'valid'"),  # Blames --split too, not only data.eval_split.
+    (["eval", "--split=valid"], "data.eval_split or jaxvae eval --split)"),
     (["frobnicate"], "usage: jaxvae {train|eval|sample|plot}"),
 ])
 def test_bad_eval_and_sample_input(args, message, trained, capsys):

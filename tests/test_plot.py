@@ -82,3 +82,62 @@ def test_panels_without_records_are_left_out(tmp_path):
   panels = plot_runs([workdir], str(tmp_path / "c.png"))[workdir]
   assert [title for title, series in panels.items() if series] == ["training loss"]
   assert Image.open(tmp_path / "c.png").size[0] < 500  # one panel wide
+
+
+def test_the_vq_vae_perplexity_the_trainer_writes_is_drawn(tmp_path):
+  workdir = str(tmp_path / "vq")
+  os.makedirs(workdir)
+  records = [{"step": s, "loss": 1.0, "quantizer_perplexity": 3.0 + s} for s in (5, 10)]
+  with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in records)
+  panels = plot_runs([workdir], str(tmp_path / "c.png"))[workdir]
+  np.testing.assert_array_equal(
+      panels["codebook perplexity (VQ-VAE)"]["quantizer_perplexity"][1], [8.0, 13.0])
+
+
+def _drawn_series(figure_axes, title):
+  """(colour, marker, line style) of each line drawn in the panel titled `title`."""
+  ax = next(ax for ax in figure_axes if ax.get_title() == title)
+  return [(line.get_color(), line.get_marker(), line.get_linestyle()) for line in ax.get_lines()]
+
+
+def test_each_eval_series_has_its_own_colour_and_marker(tmp_path, monkeypatch):
+  from matplotlib.figure import Figure
+
+  workdir = str(tmp_path / "run")
+  _write_run(workdir, 3)
+  ks = (1, 5, 10, 50, 100, 500, 1000, 5000)
+  with open(os.path.join(workdir, "eval", "log_likelihood.jsonl"), "w") as f:
+    f.writelines(json.dumps({"step": step, "split": split, "num_samples": k, "log_px": -float(k),
+                             "bits_per_dim": 0.1}) + "\n"
+                 for step in (10, 20) for split in ("test", "valid") for k in ks)
+  figures = []
+  monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: figures.append(self))
+  plot_runs([workdir], str(tmp_path / "c.png"))
+  drawn = _drawn_series(figures[0].axes, "log p(x) for each split and K (eval)")
+  assert len(drawn) == 2 * len(ks)
+  assert len({colour for colour, _, _ in drawn[:10]}) == 10  # 10 colours, then they cycle...
+  assert len(set(drawn)) == len(drawn)  # ...but no two series look the same.
+  assert len({(marker, style) for _, marker, style in drawn}) == len(drawn)
+
+
+def test_one_checkpoint_at_several_k_is_a_curve_against_k(tmp_path, monkeypatch):
+  from matplotlib.figure import Figure
+
+  workdir = str(tmp_path / "run")
+  _write_run(workdir, 3)
+  ks = (1, 10, 100, 1000)
+  with open(os.path.join(workdir, "eval", "log_likelihood.jsonl"), "w") as f:
+    f.writelines(json.dumps({"step": 30, "split": "test", "num_samples": k,
+                             "log_px": -20.0 + 1 / k, "bits_per_dim": 0.5}) + "\n" for k in ks)
+  figures = []
+  monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: figures.append(self))
+  panels = plot_runs([workdir], str(tmp_path / "c.png"))[workdir]
+  assert panels["log p(x) for each split and K (eval)"] == {}  # No column of dots at step 30.
+  ks_drawn, log_px = panels["log p(x) against K (eval of one checkpoint)"]["test (step 30)"]
+  np.testing.assert_array_equal(ks_drawn, ks)
+  np.testing.assert_array_equal(log_px, [-20.0 + 1 / k for k in ks])
+  ax = next(ax for ax in figures[0].axes
+            if ax.get_title() == "log p(x) against K (eval of one checkpoint)")
+  assert ax.get_xscale() == "log" and ax.get_xlabel() == "K (importance samples)"
+  np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), ks)

@@ -88,10 +88,12 @@ def follow(workdir: str, *, split: str | None = None,
   last_progress = time.monotonic()
 
   def wait(what: str) -> None:
-    if timeout_seconds is not None and time.monotonic() - last_progress > timeout_seconds:
+    """Sleeps a poll, but never past the timeout, after which it gives up (a `UserError`)."""
+    left = None if timeout_seconds is None else timeout_seconds - (time.monotonic() - last_progress)
+    if left is not None and left <= 0:
       raise UserError(f"gave up after {timeout_seconds:g} s without {what} in {workdir}; is the "
                       f"trainer running? Raise --timeout to wait longer")
-    sleep(poll_seconds)
+    sleep(poll_seconds if left is None else min(poll_seconds, left))
 
   while not distributed.agree(int(epath.Path(config_path).exists())):
     wait("a config.json")

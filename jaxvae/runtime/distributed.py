@@ -15,7 +15,7 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 
 from jaxvae.errors import UserError
@@ -154,44 +154,51 @@ def launch_local(args: list[str], num_processes: int, devices_per_process: int,
                  echo: bool = False, module: str = "jaxvae.cli") -> list[str]:
   """Runs an N-process `jaxvae` job on localhost to the end; returns each process's output.
 
+  With `echo`, each line is printed as the process writes it, prefixed by its index (`[0] ...`).
   If any process fails, the others are killed at once (a lone survivor would wait for its peers
   forever); on failure or timeout raises `LocalJobError` with every process's last lines.
   """
   processes = local_processes(args, num_processes, devices_per_process, module=module)
   base = dict(os.environ if env is None else env)
-  with tempfile.TemporaryDirectory() as logs:
-    paths = [os.path.join(logs, f"process_{rank}.log") for rank in range(num_processes)]
-    running = []
-    for process, path in zip(processes, paths):
-      with open(path, "w") as log:
-        running.append(subprocess.Popen(list(process.argv), env={**base, **dict(process.env)},
-                                        stdout=log, stderr=subprocess.STDOUT, cwd=cwd))
-    deadline, failure = time.monotonic() + timeout_s, None
-    while any(p.poll() is None for p in running):
-      failed = [rank for rank, p in enumerate(running) if p.returncode not in (None, 0)]
-      if failed:
-        failure = f"process {failed[0]} exited with code {running[failed[0]].returncode}"
-        break
-      if time.monotonic() > deadline:
-        failure = f"the job ran past {timeout_s:.0f} s"
-        break
-      time.sleep(0.1)
-    for p in running:
-      if p.poll() is None:
-        p.kill()
-      p.wait()
-    outputs = []
-    for path in paths:
-      with open(path) as f:
-        outputs.append(f.read())
+  running, lines, readers, printing = [], [], [], threading.Lock()
+
+  def read(rank: int, stream) -> None:
+    for line in stream:
+      lines[rank].append(line)
+      if echo:
+        with printing:
+          print(f"[{rank}] {line}", end="" if line.endswith("\n") else "\n", flush=True)
+
+  for rank, process in enumerate(processes):
+    running.append(subprocess.Popen(list(process.argv), env={**base, **dict(process.env)},
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    cwd=cwd))
+    lines.append([])
+    readers.append(threading.Thread(target=read, args=(rank, running[-1].stdout), daemon=True))
+    readers[-1].start()
+  deadline, failure = time.monotonic() + timeout_s, None
+  while any(p.poll() is None for p in running):
+    failed = [rank for rank, p in enumerate(running) if p.returncode not in (None, 0)]
+    if failed:
+      failure = f"process {failed[0]} exited with code {running[failed[0]].returncode}"
+      break
+    if time.monotonic() > deadline:
+      failure = f"the job ran past {timeout_s:.0f} s"
+      break
+    time.sleep(0.1)
+  for p in running:
+    if p.poll() is None:
+      p.kill()
+    p.wait()
+  for reader in readers:
+    reader.join()
+  outputs = ["".join(output) for output in lines]
   if failure is None and any(p.returncode for p in running):
     failure = "a process failed: " + ", ".join(f"{r}: code {p.returncode}"
                                                for r, p in enumerate(running))
-  if echo or failure:
+  if failure:
     tails = "\n".join(f"--- process {rank} (exit {p.returncode}) ---\n" +
                       "\n".join(out.splitlines()[-30:])
                       for rank, (p, out) in enumerate(zip(running, outputs)))
-    if failure:
-      raise LocalJobError(f"local {num_processes}-process job failed: {failure}\n{tails}")
-    print(tails)
+    raise LocalJobError(f"local {num_processes}-process job failed: {failure}\n{tails}")
   return outputs

@@ -72,6 +72,15 @@ def test_follow_skips_vanished_and_half_written_steps_and_a_restart_repeats_noth
   assert restored == [] and _ledger(workdir) == before  # The ledger answers; nothing is redone.
 
 
+def test_the_timeout_is_kept_to_within_a_poll_even_when_the_poll_is_longer(tmp_path):
+  slept = []
+  start = time.monotonic()
+  with pytest.raises(UserError, match="gave up after 0.3 s"):
+    follow(str(tmp_path / "not_yet"), poll_seconds=30, timeout_seconds=0.3,
+           sleep=lambda s: (slept.append(s), time.sleep(s)))
+  assert time.monotonic() - start < 0.3 + 2 and max(slept) <= 0.3
+
+
 def test_follow_gives_up_after_the_timeout(tmp_path):
   start = time.monotonic()
   with pytest.raises(UserError, match="gave up after 0.2 s without a config.json"):
