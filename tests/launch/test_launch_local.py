@@ -5,7 +5,7 @@ import io
 import sys
 import time
 
-from jaxvae.train import distributed
+from jaxvae.runtime import distributed
 
 _WORKER = """import sys, time
 rank = int(sys.argv[-1].split("=")[1])  # --process_id=I, after the coordinator flags
