@@ -38,6 +38,8 @@ def get_config(variant: str = "", model: str = "vae") -> ml_collections.ConfigDi
   config.data.source = "embedded"  # embedded | tfds | npz | folder | toy (1-D bimodal data)
   config.data.name = "digits"  # embedded: digits; tfds: any image dataset name (mnist, ...)
   config.data.path = ""  # npz: the .npz file; folder: the folder holding one folder per split
+  config.data.image_shape = ()  # npz of [N, D] vectors: read each as an image of this shape,
+  #   e.g. (28, 28, 1); () = as stored
   config.data.data_dir = ""  # tfds: where datasets are prepared; "" = TFDS_DATA_DIR or ~/tensorflow_datasets
   config.data.download = True  # tfds: download and prepare the dataset if it is missing
   config.data.train_split = "train"
@@ -208,6 +210,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   kind.validate(section, config)
   if values["data.source"] == "toy" and values["data.binarize"] != "none":
     raise UserError("the toy data are real-valued: set data.binarize='none'")
+  shape = values["data.image_shape"]
+  if any(not isinstance(d, int) or isinstance(d, bool) or d <= 0 for d in shape) or (
+      shape and (len(shape) != 3 or values["data.source"] != "npz")):
+    raise UserError(f"config key 'data.image_shape' must be () or (H, W, C) for data.source='npz'"
+                    f", got {shape!r}")
   if values["data.source"] in ("npz", "folder") and not values["data.path"]:
     raise UserError(f"config key 'data.path' must name the {values['data.source']} data when "
                     f"data.source is {values['data.source']!r}")

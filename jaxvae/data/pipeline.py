@@ -13,6 +13,7 @@ import collections
 import dataclasses
 import functools
 import itertools
+import math
 import os
 from collections.abc import Iterator
 from typing import Protocol
@@ -137,7 +138,7 @@ def _tfds_split(builder, split: str, data_dir: str | None, download: bool) -> Sp
   return Split(tfds_source, float(max_value), shape)
 
 
-def _npz_split(path: str, split: str) -> Split:
+def _npz_split(path: str, split: str, image_shape: tuple[int, ...] = ()) -> Split:
   if not os.path.isfile(path):
     raise UserError(f"data.path {path!r} is not a file; point it at a .npz with one array per split")
   try:
@@ -151,6 +152,12 @@ def _npz_split(path: str, split: str) -> Split:
   images = arrays[split]
   if images.ndim == 3:
     images = images[..., None]
+  if image_shape:  # Vectors [N, D] (how MNIST often ships) read as images [N, H, W, C].
+    if images.ndim != 2 or images.shape[1] != math.prod(image_shape):
+      raise UserError(f"data.image_shape={tuple(image_shape)} has {math.prod(image_shape)} "
+                      f"values per example, but {path}:{split} has shape {images.shape}; give "
+                      f"[N, D] vectors with D = H * W * C, or data.image_shape=()")
+    images = images.reshape((len(images),) + tuple(image_shape))
   if images.ndim not in (2, 4) or images.size == 0:
     raise UserError(f"{path}:{split} has shape {arrays[split].shape}; expected a non-empty "
                     f"[N, H, W, C], [N, H, W] or [N, D] array")
@@ -267,7 +274,7 @@ def _load_source(data: ml_collections.ConfigDict, split: str) -> Split:
 
     folder = ImageFolder(data.path, split, same_shape=not (data.crop or data.resize))
     return Split(folder, 255.0, folder.shape)
-  return _npz_split(data.path, split)
+  return _npz_split(data.path, split, tuple(data.image_shape))
 
 
 def mean_image(data: ml_collections.ConfigDict, split: Split, block: int = 4096) -> np.ndarray:

@@ -369,6 +369,11 @@ def _image_writer(model, config, mesh, workdir: str, eval_split: data_lib.Split)
   """`show(variables, step)`: the image grids of `jaxvae.runtime.images.make_image_writer` on the first
   32 test images; data that are not `[H, W, C]` images (the 1-D toy) get none."""
   if len(eval_split.image_shape) != 3:
+    if jax.process_index() == 0:
+      hint = ("; data.image_shape=(H, W, C) reads them as images" if config.data.source == "npz"
+              else "")
+      print(f"No image grids: the data are vectors of shape {tuple(eval_split.image_shape)}{hint}",
+            flush=True)
     return lambda variables, step: None
   originals = next(data_lib.eval_batches(config, eval_split, 32 * jax.process_count()))
   originals = mesh_lib.global_batch({k: originals[k] for k in ("image", "label")}, mesh)
