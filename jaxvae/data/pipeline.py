@@ -15,6 +15,7 @@ import functools
 import itertools
 import math
 import os
+import shutil
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -22,6 +23,7 @@ import grain
 import jax
 import ml_collections
 import numpy as np
+from etils import epath
 
 from jaxvae.data import preprocess
 from jaxvae.errors import UserError
@@ -98,6 +100,31 @@ def _first_line(error: Exception, limit: int = 160) -> str:
   return line if len(line) <= limit else line[:limit] + "..."
 
 
+# tfds retries a failed download 10 times with exponential backoff (about 200 s when the host cannot
+# be reached at all); 3 tries give up in about 1.4 s. The name is tfds's module constant.
+_DOWNLOAD_TRIES = 3
+
+
+def _download_and_prepare(builder) -> None:
+  """Prepares `builder` as ArrayRecord; on failure, removes the folders the attempt made (the
+  dataset's, and tfds's downloads folder), so a later run sees no half-made dataset."""
+  from tensorflow_datasets.core.download import downloader
+
+  root = epath.Path(builder.data_dir_root)
+  folder = epath.Path(builder.data_dir)
+  made = [p for p in [folder, *folder.parents] if p != root and root in p.parents]
+  made = [p for p in made + [root / "downloads"] if not p.exists()]  # deepest first
+  tries, downloader.MAX_RETRIES = downloader.MAX_RETRIES, _DOWNLOAD_TRIES
+  try:
+    builder.download_and_prepare(file_format="array_record")
+  except BaseException:
+    for path in made:
+      shutil.rmtree(path, ignore_errors=True)
+    raise
+  finally:
+    downloader.MAX_RETRIES = tries
+
+
 def _tfds_split(builder, split: str, data_dir: str | None, download: bool) -> Split:
   """A split of a tfds builder (or dataset name), prepared as ArrayRecord, read as a data source."""
   import tensorflow_datasets as tfds  # Imported on use: it is slow to import.
@@ -110,8 +137,8 @@ def _tfds_split(builder, split: str, data_dir: str | None, download: bool) -> Sp
       raise UserError(f"tfds dataset {builder.name!r} is not prepared in {builder.data_dir} and "
                       f"data.download is False; prepare it once with network access, copy it "
                       f"there, or set data.data_dir")
-    if download:
-      builder.download_and_prepare(file_format="array_record")
+    if download and not builder.is_prepared():
+      _download_and_prepare(builder)
     source = builder.as_data_source(split=split)
   except (tfds.core.registered.DatasetNotFoundError, KeyError, ValueError) as e:
     raise UserError(f"tfds dataset {getattr(builder, 'name', builder)!r}, split {split!r}: "
