@@ -238,6 +238,9 @@ def main(argv: list[str] | None = None) -> None:
   except UserError as e:
     print(f"jaxvae: error: {e}", file=sys.stderr)
     raise SystemExit(2) from None
+  except KeyboardInterrupt:  # Before training started (data, compilation): nothing to save.
+    print("jaxvae: interrupted (Ctrl-C) before anything was saved", file=sys.stderr)
+    raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

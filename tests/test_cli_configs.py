@@ -78,3 +78,12 @@ def test_sample_writes_into_the_workdir_by_default_as_plot_does(run_dir):
   main(["jaxvae", "sample", f"--workdir={run_dir}", "--kind=reconstructions", "--num=4"])
   assert os.path.getsize(os.path.join(run_dir, "samples.png")) > 0
   assert os.path.getsize(os.path.join(run_dir, "reconstructions.png")) > 0
+
+
+def test_ctrl_c_before_training_is_one_line(monkeypatch, capsys):
+  def interrupted(argv):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr("jaxvae.cli.run", interrupted)
+  code, err = _run(capsys, "train", "--workdir=/nonexistent")
+  assert code == 130 and err.strip() == "jaxvae: interrupted (Ctrl-C) before anything was saved"
