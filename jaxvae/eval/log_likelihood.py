@@ -80,7 +80,7 @@ class Evaluator:
     # Whole devices: an uneven batch is padded (padding is masked out, so every example counts
     # once, and per-example keys make the numbers independent of the batch size).
     self.batch_size = -(-config.eval.batch_size // self.mesh.size) * self.mesh.size
-    self.data = data_lib.load_split(config.data, self.split)
+    self.data = data_lib.load_split(config.data, self.split, config.model)
     if model is not None:
       interface.check_model(model)
     self.model = model or build_model(config.model, self.data.image_shape)
