@@ -4,7 +4,9 @@
 
 Reads each workdir's `metrics.jsonl` (the trainer's log intervals) and `eval/log_likelihood.jsonl`
 (the evaluator's records), also while the run is in progress: a line still being written is
-ignored. One panel per quantity that some run has records of. Each series of a panel (a metric,
+ignored. One panel per quantity that some run has records of: the trainer's own, then one per
+metric the model writes (its `metrics` and `losses` collections, e.g. a VQ-VAE's
+`quantizer_perplexity`), found in the records rather than listed here. Each series of a panel (a metric,
 or an evaluation's (split, K)) has its own marker and line style, and with one run its own colour;
 with several runs, each run has its own colour. A run evaluated at one checkpoint for several K
 shows log p(x) against K instead of against the step.
@@ -30,8 +32,10 @@ TRAIN_PANELS = (
     ("learning rate", "", ("learning_rate",)),
     ("gradient norm", "", ("grad_norm",)),
     ("skipped updates (cumulative)", "", ("skipped_updates",)),
-    ("codebook perplexity (VQ-VAE)", "codes", ("quantizer_perplexity",)),
 )
+# Trainer records that are bookkeeping, not curves.
+_NOT_CURVES = ("step", "step_time", "examples_per_sec", "save_seconds", "image_seconds",
+               "param_norm", "skipped_in_interval", "consecutive_skips")
 # Evaluation panels (title, y-axis label, record key, x axis): against the step, one series per
 # (split, K); against K, one series per split, for a run evaluated at one checkpoint.
 EVAL_PANELS = (
@@ -95,8 +99,22 @@ def read_run(workdir: str) -> dict[str, dict[str, tuple]]:
                     f"eval/log_likelihood.jsonl has a complete line); plot a run after its first "
                     f"log interval (train.log_every)")
   panels = {title: _train_series(train, keys) for title, _, keys in TRAIN_PANELS}
+  panels.update({_model_panel(key): _train_series(train, (key,)) for key in _model_metrics(train)})
   panels.update({title: _eval_series(evals, key, x) for title, _, key, x in EVAL_PANELS})
   return panels
+
+
+def _model_panel(key: str) -> str:
+  return f"{key} (model)"
+
+
+def _model_metrics(records: list[dict]) -> list[str]:
+  """The metric keys of `records` that no trainer panel draws: those the model writes."""
+  drawn = [key for _, _, keys in TRAIN_PANELS for key in keys]
+  claimed = lambda k: any(k == d or (d.endswith("*") and k.startswith(d[:-1]))  # noqa: E731
+                          for d in drawn)
+  return sorted({k for r in records for k, v in r.items()
+                 if isinstance(v, int | float) and k not in _NOT_CURVES and not claimed(k)})
 
 
 def plot_runs(workdirs: list[str], out: str) -> dict[str, dict[str, dict[str, tuple]]]:
@@ -105,8 +123,8 @@ def plot_runs(workdirs: list[str], out: str) -> dict[str, dict[str, dict[str, tu
   if not workdirs:
     raise UserError("jaxvae plot needs at least one --workdir=DIR")
   runs = {workdir: read_run(workdir) for workdir in workdirs}
-  titles = [p[0] for p in TRAIN_PANELS + EVAL_PANELS
-            if any(panels[p[0]] for panels in runs.values())]
+  titles = [title for title in dict.fromkeys(t for panels in runs.values() for t in panels)
+            if any(panels.get(title) for panels in runs.values())]
   units = {p[0]: p[1] for p in TRAIN_PANELS + EVAL_PANELS}
   by_k = {p[0] for p in EVAL_PANELS if p[3] == "K"}
   columns = min(4, len(titles))
@@ -116,20 +134,21 @@ def plot_runs(workdirs: list[str], out: str) -> dict[str, dict[str, dict[str, tu
   colours = [f"C{i % 10}" for i in range(len(workdirs))]
   names = [os.path.basename(os.path.normpath(w)) for w in workdirs]
   for ax, title in zip(axes, titles):
-    labels = list(dict.fromkeys(label for panels in runs.values() for label in panels[title]))
+    labels = list(dict.fromkeys(label for panels in runs.values()
+                                for label in panels.get(title, {})))
     # Series i: its own marker and line style; its own colour too when there is one run.
     look = {label: dict(marker=_MARKERS[i % len(_MARKERS)], linestyle=_STYLES[i % len(_STYLES)],
                         color=f"C{i % 10}" if len(runs) == 1 else None)
             for i, label in enumerate(labels)}
     for panels, colour in zip(runs.values(), colours):
-      for label, (xs, values) in panels[title].items():
+      for label, (xs, values) in panels.get(title, {}).items():
         ax.plot(xs, values, **{**look[label], "color": look[label]["color"] or colour},
                 markevery=max(1, len(xs) // 15), markersize=4)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("K (importance samples)" if title in by_k else "step")
     if title in by_k:
       ax.set_xscale("log")
-    ax.set_ylabel(units[title])
+    ax.set_ylabel(units.get(title, ""))
     if len(labels) > 1:  # Markers and styles name the series; colours the runs (figure legend).
       ax.legend([Line2D([], [], **{**look[label], "color": look[label]["color"] or "k"})
                  for label in labels], labels, fontsize=7)

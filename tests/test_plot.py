@@ -84,15 +84,20 @@ def test_panels_without_records_are_left_out(tmp_path):
   assert Image.open(tmp_path / "c.png").size[0] < 500  # one panel wide
 
 
-def test_the_vq_vae_perplexity_the_trainer_writes_is_drawn(tmp_path):
+def test_every_metric_the_model_writes_is_drawn(tmp_path):
+  """The VQ-VAE's quantizer metrics and penalty, and any user model's own metric, each get a panel;
+  the trainer's bookkeeping gets none."""
   workdir = str(tmp_path / "vq")
   os.makedirs(workdir)
-  records = [{"step": s, "loss": 1.0, "quantizer_perplexity": 3.0 + s} for s in (5, 10)]
+  records = [{"step": s, "loss": 1.0, "quantizer_perplexity": 3.0 + s, "penalty": 0.5,
+              "my_metric": -s, "examples_per_sec": 10.0, "save_seconds": 0.1} for s in (5, 10)]
   with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
     f.writelines(json.dumps(r) + "\n" for r in records)
   panels = plot_runs([workdir], str(tmp_path / "c.png"))[workdir]
   np.testing.assert_array_equal(
-      panels["codebook perplexity (VQ-VAE)"]["quantizer_perplexity"][1], [8.0, 13.0])
+      panels["quantizer_perplexity (model)"]["quantizer_perplexity"][1], [8.0, 13.0])
+  assert {"penalty (model)", "my_metric (model)"} <= set(panels)
+  assert not any("examples_per_sec" in title or "save_seconds" in title for title in panels)
 
 
 def _drawn_series(figure_axes, title):
