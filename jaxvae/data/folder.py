@@ -60,6 +60,11 @@ class ImageFolder:
     return {"image": image, "label": label}
 
   def read(self, indices: np.ndarray) -> dict:
-    from jaxvae.data.pipeline import read_per_example
-
     return read_per_example(self, indices)
+
+
+def read_per_example(source, indices: np.ndarray) -> dict:
+  """`read` for sources that can only fetch one example at a time."""
+  elements = [source[int(i)] for i in indices]
+  return {"image": np.stack([e["image"] for e in elements]),
+          "label": np.array([e["label"] for e in elements], np.int64)}

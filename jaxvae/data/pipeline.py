@@ -26,6 +26,7 @@ import numpy as np
 from etils import epath
 
 from jaxvae.data import preprocess
+from jaxvae.data.folder import ImageFolder, read_per_example
 from jaxvae.errors import UserError
 
 # Random streams of the per-example draws (see `preprocess`): training's per-visit draws use the
@@ -86,13 +87,6 @@ class _TfdsSource:
 
   def read(self, indices: np.ndarray) -> dict:
     return read_per_example(self, indices)
-
-
-def read_per_example(source, indices: np.ndarray) -> dict:
-  """`read` for sources that can only fetch one example at a time."""
-  elements = [source[int(i)] for i in indices]
-  return {"image": np.stack([e["image"] for e in elements]),
-          "label": np.array([e["label"] for e in elements], np.int64)}
 
 
 def _first_line(error: Exception, limit: int = 160) -> str:
@@ -297,8 +291,6 @@ def _load_source(data: ml_collections.ConfigDict, split: str) -> Split:
     x, component = toy_arrays(split)
     return Split(ArraySource(x, component), 1.0, (1,))
   if data.source == "folder":
-    from jaxvae.data.folder import ImageFolder
-
     folder = ImageFolder(data.path, split, same_shape=not (data.crop or data.resize))
     return Split(folder, 255.0, folder.shape)
   return _npz_split(data.path, split, tuple(data.image_shape))
