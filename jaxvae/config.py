@@ -279,14 +279,20 @@ def save_config(config: ml_collections.ConfigDict, path: str) -> None:
 def migrate(values: dict) -> dict:
   """A saved config (JSON values) in the current layout. Configs saved before the model section
   held one kind's keys carry every kind's keys under `model`: they keep their kind's keys, and the
-  VQ-VAE's code size, once `model.latent_dim`, becomes `model.code_dim`."""
+  VQ-VAE's code size, once `model.latent_dim`, becomes `model.code_dim`. Keys added since a config
+  was saved take their defaults (which keep the behaviour from before they existed)."""
   model = values.get("model", {})
+  kind = model.get("kind", "vae")
   if "codebook_update" in model and "inference" in model:  # The old layout: all kinds' keys.
-    renames = {"vqvae": {"code_dim": "latent_dim"}}.get(model.get("kind"), {})
-    keys = [k for k in model_config(model.get("kind", "vae")) if k != "kind"]
-    values = {**values, "model": {"kind": model["kind"],
-                                  **{k: model[renames.get(k, k)] for k in keys}}}
-  return values
+    renames = {"vqvae": {"code_dim": "latent_dim"}}.get(kind, {})
+    keys = [k for k in model_config(kind) if k != "kind"]
+    values = {**values, "model": {"kind": kind, **{k: model[renames.get(k, k)] for k in keys}}}
+
+  def fill(defaults: dict, saved: dict) -> dict:
+    return {**defaults, **{k: fill(defaults[k], v) if isinstance(v, dict) and isinstance(
+        defaults.get(k), dict) else v for k, v in saved.items()}}
+
+  return fill(json.loads(get_config(model=kind).to_json()), values)
 
 
 def load_config(path: str) -> ml_collections.ConfigDict:
