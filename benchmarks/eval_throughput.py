@@ -20,7 +20,7 @@ from benchmarks import common
 from jaxvae import losses
 from jaxvae.config import get_config
 from jaxvae.models import build_model
-from jaxvae.train.state import init_params
+from jaxvae.runtime.trained import init_variables
 
 NAME = "evaluator"
 IMAGE_SHAPE = (28, 28, 1)
@@ -44,7 +44,7 @@ def run(quick: bool = False) -> tuple[str, dict]:
   config.model.latent_dim = 50
   config.model.hidden_sizes = (200, 200)
   model = build_model(config.model, IMAGE_SHAPE)
-  params = init_params(model, IMAGE_SHAPE, jax.random.key(0))
+  params = init_variables(model, IMAGE_SHAPE, jax.random.key(0))["params"]  # a VAE: no state
   batch, num_samples, chunk = (20, 500, 100) if quick else (100, 5000, 500)
   x = (jax.random.uniform(jax.random.key(1), (batch,) + IMAGE_SHAPE) < 0.3).astype(jnp.float32)
   ids = jnp.arange(batch)

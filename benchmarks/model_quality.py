@@ -37,7 +37,7 @@ SEEDS = (0, 1, 2)
 def _config(overrides: dict, num_steps: int, num_samples: int):
   from jaxvae.config import get_config
 
-  config = get_config()
+  config = get_config(model=overrides.get("model.kind", "vae"))  # that kind's model section
   config.train.num_devices = 1
   config.train.num_steps = num_steps
   config.train.log_every = max(num_steps // 4, 1)
@@ -46,7 +46,8 @@ def _config(overrides: dict, num_steps: int, num_samples: int):
   config.eval.chunk_size = min(500, num_samples)
   for key, value in overrides.items():
     section, name = key.split(".")
-    config[section][name] = value
+    if key != "model.kind":
+      config[section][name] = value
   return config
 
 

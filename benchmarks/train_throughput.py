@@ -30,7 +30,6 @@ steps that spin-wait for busy cores measure the contention, not the loop.
 
 import dataclasses
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,9 +40,10 @@ from jaxvae import losses
 from jaxvae.config import get_config
 from jaxvae.data import prefetch_to_device
 from jaxvae.models import build_model
-from jaxvae.models.interface import METRICS, PARAM_UPDATES
+from jaxvae.models.interface import LOSSES, METRICS
 from jaxvae.train import loop
 from jaxvae.runtime import mesh as mesh_lib
+from jaxvae.runtime.trained import init_variables, split_variables
 from jaxvae.train import state as state_lib
 
 NAME = "trainer"
@@ -55,7 +55,7 @@ class Model:
   image_shape: tuple[int, ...]
   batch: int
   hidden_sizes: tuple[int, ...]
-  latent_dim: int
+  latent_dim: int  # the VQ-VAE's code size (model.code_dim)
   network: str = "mlp"
   work: int = 1  # Relative cost of a step: repeats run `steps // work` steps.
   model_keys: tuple = ()  # Other `config.model` values: (name, value) pairs.
@@ -72,10 +72,14 @@ MODELS = (
 
 
 def _config(spec: Model, steps_per_call: int):
-  config = get_config()
-  config.model.network = spec.network
-  config.model.hidden_sizes, config.model.latent_dim = spec.hidden_sizes, spec.latent_dim
-  config.model.update(dict(spec.model_keys))
+  keys = dict(spec.model_keys)
+  config = get_config(model=keys.pop("kind", "vae"))
+  if config.model.kind == "vqvae":  # conv only: its code size is model.code_dim
+    config.model.code_dim = spec.latent_dim
+  else:
+    config.model.network = spec.network
+    config.model.hidden_sizes, config.model.latent_dim = spec.hidden_sizes, spec.latent_dim
+  config.model.update(keys)
   config.train.batch_size, config.train.learning_rate = spec.batch, 1e-3
   config.train.steps_per_call = config.train.log_every = config.train.checkpoint_every = (
       steps_per_call)
@@ -98,8 +102,8 @@ def jaxvae_loop(config, pool):
   abstract_state = jax.eval_shape(init, jax.random.key(0))
   state = jax.jit(init, out_shardings=mesh_lib.state_shardings(abstract_state, mesh))(
       jax.random.key(0))
-  steps_fn, steps_per_call = loop.compile_steps(model, optimizer, schedule, config.train,
-                                                abstract_state, pool[0], mesh)
+  steps_fn, steps_per_call, _ = loop.compile_steps(model, optimizer, schedule, config.train,
+                                                   abstract_state, pool[0], mesh, 0)
   holder = {"state": state}
 
   def run(steps: int) -> None:
@@ -119,29 +123,28 @@ def jaxvae_loop(config, pool):
 
 def _minimal_step(config, pool):
   """The Flax VAE example's train step `(state, images, key) -> state` (not jitted) and its initial
-  state."""
+  state: a `flax.training.train_state.TrainState` and the model's state collections (the VQ-VAE's
+  codebook statistics; `{}` for the others)."""
   from flax.training import train_state
 
   image_shape = pool[0]["image"].shape[1:]
   model = build_model(config.model, image_shape)
-  params = state_lib.init_params(model, image_shape, jax.random.key(0))
-  state = train_state.TrainState.create(apply_fn=model.apply, params=params,
-                                        tx=optax.adam(config.train.learning_rate))
+  params, model_state = split_variables(init_variables(model, image_shape, jax.random.key(0)))
+  state = (train_state.TrainState.create(apply_fn=model.apply, params=params,
+                                         tx=optax.adam(config.train.learning_rate)), model_state)
 
   def train_step(state, batch, z_rng):
+    state, model_state = state
+
     def loss_fn(params):  # The VQ-VAE adds its commitment loss and updates its codebook itself.
       keys = jax.random.split(z_rng, (1, batch.shape[0]))
-      log_weights, written = model.apply({"params": params}, batch, keys,
-                                         method=model.log_weights, mutable=[PARAM_UPDATES, METRICS])
-      penalty = 0.0 if log_weights.penalty is None else jnp.mean(log_weights.penalty)
+      log_weights, written = model.apply({"params": params, **model_state}, batch, keys,
+                                         method=model.log_weights,
+                                         mutable=[*model_state, METRICS, LOSSES])
+      penalty = sum(jnp.mean(t) for t in jax.tree.leaves(written.get(LOSSES, {})))
       return -jnp.mean(losses.elbo(log_weights.values)) + penalty, written
     grads, written = jax.grad(loss_fn, has_aux=True)(state.params)
-    state = state.apply_gradients(grads=grads)
-    if PARAM_UPDATES in written:
-      params = flax.traverse_util.flatten_dict(state.params)
-      params.update(flax.traverse_util.flatten_dict(dict(written[PARAM_UPDATES])))
-      state = state.replace(params=flax.traverse_util.unflatten_dict(params))
-    return state
+    return state.apply_gradients(grads=grads), {name: written[name] for name in model_state}
 
   return state, train_step
 

@@ -48,23 +48,14 @@ def _config(name: str, num_steps: int, **model):
 def code_usage(workdir: str) -> dict:
   """On the test split: the fraction of codes used, their perplexity, and the reconstruction's
   mean squared error per pixel (mean of p(x | z_q) against the binarized test digit)."""
-  from jaxvae import config as config_lib
   from jaxvae import data as data_lib
-  from jaxvae.models import build_model
   from jaxvae.models.vq_quantizer import perplexity
-  from jaxvae.runtime import checkpoint as checkpoint_lib
-  from jaxvae.train.state import abstract_params
+  from jaxvae.runtime.trained import load_trained
 
-  config = config_lib.load_config(os.path.join(workdir, "config.json"))
+  config, model, variables, _ = load_trained(workdir)  # the last step's params and codebook
   split = data_lib.load_split(config.data, config.data.eval_split)
-  model = build_model(config.model, split.image_shape)
-  checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
-  target = abstract_params(model, split.image_shape,
-                           jax.sharding.SingleDeviceSharding(jax.devices()[0]))
-  params = checkpoints.restore_params(checkpoints.resolve_step(), target)
-  checkpoints.close()
-  apply = jax.jit(lambda x: (model.apply({"params": params}, x, method=model.encode),
-                             model.apply({"params": params}, x, method=model.reconstruct)))
+  apply = jax.jit(lambda x: (model.apply(variables, x, method=model.encode),
+                             model.apply(variables, x, method=model.reconstruct)))
   codes, errors = [], []
   for batch in data_lib.eval_batches(config, split, 100):
     c, recon = apply(batch["image"])

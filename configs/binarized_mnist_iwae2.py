@@ -25,6 +25,9 @@ def _one_layer():
 
 def get_config(variant: str = ""):
   config = _one_layer().get_config()
+  one_layer = config.model  # the shared keys (networks, likelihood, output bias) carry over
+  config.model = config_lib.model_config("hvae")
+  config.model.update({k: one_layer[k] for k in config.model if k != "kind" and k in one_layer})
   config.model.latent_dims = (100, 50)
   config.model.upper_hidden_sizes = (100, 100)
   config.model.inference = "bottom_up"

@@ -17,7 +17,7 @@ from jaxvae.models import model_kind, registered_kinds
 DATA_SOURCES = ("embedded", "tfds", "npz", "folder", "toy")
 BINARIZATIONS = ("dynamic", "static", "none")
 SCALES = ("unit", "symmetric")
-OBJECTIVES = ("elbo", "iwae", "exact_elbo")
+OBJECTIVES = ("elbo", "iwae", "exact_elbo", "elbo_stl", "iwae_dreg", "miwae", "ciwae", "piwae")
 
 
 def model_config(kind: str = "vae") -> ml_collections.ConfigDict:
@@ -56,7 +56,9 @@ def get_config(variant: str = "", model: str = "vae") -> ml_collections.ConfigDi
 
   config.train = ml_collections.ConfigDict()
   config.train.objective = "elbo"  # elbo | iwae
-  config.train.num_samples = 1  # K samples of z per example in the objective
+  config.train.num_samples = 1  # K samples of z per example in the objective (per group)
+  config.train.num_groups = 1  # miwae, piwae: M groups of K samples (M K draws per example)
+  config.train.ciwae_beta = 0.5  # ciwae: beta * ELBO + (1 - beta) * IWAE
   config.train.beta = 1.0  # elbo: KL weight (beta-VAE, Higgins et al., 2017); 1 = the ELBO
   config.train.kl_warmup_steps = 0  # elbo: KL weight ramps linearly from 0 to beta; 0 = off
   config.train.batch_size = 100
@@ -263,6 +265,13 @@ def _validate_train(values: dict) -> None:
       and values["train.objective"] != "elbo"):
     raise UserError(f"train.beta and train.kl_warmup_steps weight the KL of the ELBO; with "
                     f"train.objective='{values['train.objective']}' keep beta=1 and no warm-up")
+  if values["train.num_groups"] < 1 or (values["train.num_groups"] > 1 and
+                                        values["train.objective"] not in ("miwae", "piwae")):
+    raise UserError(f"config key 'train.num_groups' must be >= 1, and above 1 only with "
+                    f"train.objective 'miwae' or 'piwae'; got {values['train.num_groups']}")
+  if not 0 <= values["train.ciwae_beta"] <= 1:
+    raise UserError(f"config key 'train.ciwae_beta' must be in [0, 1], got "
+                    f"{values['train.ciwae_beta']}")
   if values["train.batch_size"] % values["train.accumulate_steps"]:
     raise UserError(f"train.batch_size={values['train.batch_size']} must be divisible by "
                     f"train.accumulate_steps={values['train.accumulate_steps']}")

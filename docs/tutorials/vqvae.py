@@ -13,9 +13,9 @@ import numpy as np
 
 from docs.tutorials import common
 from jaxvae import data as data_lib
-from jaxvae.eval.sample import load_trained
 from jaxvae.models.vq_quantizer import perplexity
 from jaxvae.runtime import images
+from jaxvae.runtime.trained import load_trained
 from jaxvae.train import train_and_evaluate
 
 NAME = "vqvae"
@@ -56,17 +56,18 @@ def run(out_dir: str, tiny: bool = False) -> dict:
   runs = tempfile.mkdtemp(prefix="jaxvae_vqvae_")
   try:
     first, second = two_stages(runs, num_steps, variant)
-    config, vq, vq_params, split, _ = load_trained(os.path.join(runs, "vqvae"))
-    _, prior, prior_params, _, _ = load_trained(os.path.join(runs, "prior"))
+    config, vq, vq_variables, _ = load_trained(os.path.join(runs, "vqvae"))  # params + codebook
+    _, prior, prior_variables, _ = load_trained(os.path.join(runs, "prior"))
   finally:
     shutil.rmtree(runs, ignore_errors=True)
+  split = data_lib.load_split(config.data, config.data.eval_split)
   x = next(data_lib.eval_batches(config, split, len(split.source)))["image"]
-  codes = np.asarray(jax.jit(lambda p: vq.apply({"params": p}, x, method=vq.encode))(vq_params))
+  codes = np.asarray(jax.jit(lambda v: vq.apply(v, x, method=vq.encode))(vq_variables))
   counts = np.bincount(codes.reshape(-1), minlength=vq.num_codes)
   grid = {
-      "reconstructions": images.reconstructions(vq, vq_params, jnp.asarray(x[:16])),
-      "uniform prior": images.samples(vq, vq_params, jax.random.key(0), 32),
-      "learned prior": images.samples(prior, prior_params, jax.random.key(0), 32),
+      "reconstructions": images.reconstructions(vq, vq_variables, jnp.asarray(x[:16])),
+      "uniform prior": images.samples(vq, vq_variables, jax.random.key(0), 32),
+      "learned prior": images.samples(prior, prior_variables, jax.random.key(0), 32),
   }
   positions = math.prod(vq.grid_shape)
   numbers = {

@@ -65,7 +65,20 @@ class HierarchicalVAE(nn.Module):
   upper_hidden_sizes: tuple[int, ...] = (128, 128)
   activation: str = "tanh"
   inference: str = "top_down"  # or 'bottom_up'
-  capabilities = frozenset({interface.LAYER_KL})
+
+  @property
+  def capabilities(self) -> frozenset:
+    c = {interface.LAYER_KL, interface.REPARAMETERIZED}
+    if self.inference == "bottom_up":  # Top-down inference shares the top-down nets with p.
+      c.add(interface.SEPARATE_INFERENCE)
+    return frozenset(c)
+
+  @property
+  def inference_modules(self) -> tuple[str, ...]:
+    """q's parameters with bottom-up inference: the encoder, the nets up, the heads."""
+    layers = range(len(self.latent_dims))
+    return ("encoder", *(f"up_{l}" for l in layers[:-1]),
+            *(f"bottom_up_heads_{l}" for l in layers))
 
   def setup(self):
     num_layers = len(self.latent_dims)
@@ -90,32 +103,67 @@ class HierarchicalVAE(nn.Module):
     """p(z_layer | z_{layer+1}) (0-based `layer < L - 1`)."""
     return _gaussian(self.top_down[layer](z_above))
 
-  def layer_log_weights(self, x: jax.Array, keys: jax.Array) -> tuple[LogWeights, jax.Array]:
-    """`(LogWeights [K, B], layer_kl [L, K, B])` for a draw of every layer with `keys [K, B]`;
-    `layer_kl[l]` is layer l's term `log q - log p` (bottom layer first)."""
+  def layer_log_weights(self, x: jax.Array, keys: jax.Array
+                        ) -> tuple[LogWeights, jax.Array, tuple[jax.Array, ...]]:
+    """`(LogWeights [K, B], layer_kl [L, K, B], z)` for a draw of every layer with `keys [K, B]`;
+    `layer_kl[l]` is layer l's term `log q - log p`, `z[l]` its draws `[K, B, L_l]` (bottom
+    layer first)."""
     layer_keys = jax.vmap(jax.vmap(lambda k: jax.random.split(k, len(self.latent_dims))))(keys)
     infer = self._top_down if self.inference == "top_down" else self._bottom_up
-    z_bottom, log_p, log_q = infer(x, layer_keys)  # [K, B, L_1], [L, K, B], [L, K, B]
+    zs, log_p, log_q = infer(x, layer_keys)  # L x [K, B, L_l], [L, K, B], [L, K, B]
     log_likelihood = self.likelihood_head.log_prob(x.reshape(x.shape[0], -1),
-                                                   self.decoder(z_bottom, None))
+                                                   self.decoder(zs[0], None))
     return (LogWeights(log_likelihood=log_likelihood, log_prior=log_p.sum(0),
-                       log_posterior=log_q.sum(0)), log_q - log_p)
+                       log_posterior=log_q.sum(0)), log_q - log_p, zs)
 
   def log_weights(self, x: jax.Array, keys: jax.Array,
                   labels: jax.Array | None = None) -> LogWeights:
     """`[K, B]` terms of log w for a draw of every layer with `keys [K, B]`; in training each
     layer's mean KL goes to the metrics as `kl_layer_<l>` (bottom layer 0)."""
-    log_weights, layer_kl = self.layer_log_weights(x, keys)
+    return self.log_weights_and_latents(x, keys, labels)[0]
+
+  def log_weights_and_latents(self, x: jax.Array, keys: jax.Array,
+                              labels: jax.Array | None = None
+                              ) -> tuple[LogWeights, tuple[jax.Array, ...]]:
+    """`(log_weights(x, keys), z)`, z one `[K, B, L_l]` array per layer, bottom first."""
+    log_weights, layer_kl, zs = self.layer_log_weights(x, keys)
     if self.is_mutable_collection(METRICS):
       for layer, kl in enumerate(jnp.mean(layer_kl, axis=(1, 2))):
         self.put_variable(METRICS, f"kl_layer_{layer}", kl)
-    return log_weights
+    return log_weights, zs
+
+  def posterior_log_prob(self, x: jax.Array, zs: tuple[jax.Array, ...],
+                         labels: jax.Array | None = None) -> jax.Array:
+    """`[K, B]` log q(z | x) at draws `zs` (one `[K, B, L_l]` per layer, bottom first): q's
+    layers from their inputs, the bottom-up pass of x and the draws of the layer above (top-down)
+    or below (bottom-up)."""
+    shape = lambda q, z: jax.tree.map(lambda a: jnp.broadcast_to(a, z.shape), q)  # noqa: E731
+    log_q = 0.0
+    if self.inference == "top_down":
+      bottom_up = self.encode(x)
+      for layer, z in enumerate(zs):
+        q = bottom_up[layer]
+        if layer < len(zs) - 1:
+          q = precision_weighted(q, self.prior_parameters(layer, zs[layer + 1]))
+        q = shape(q, z)
+        log_q = log_q + D.diag_gaussian_log_prob(z, q.mean, q.log_var)
+      return log_q
+    d = self.encoder(x, None)
+    for layer, (z, head) in enumerate(zip(zs, self.bottom_up_heads)):
+      if layer:
+        below = zs[layer - 1]
+        d = self.up[layer - 1](below.reshape(-1, below.shape[-1]), None)
+        d = d.reshape(below.shape[:-1] + d.shape[-1:])
+      q = shape(_gaussian(head(d)), z)
+      log_q = log_q + D.diag_gaussian_log_prob(z, q.mean, q.log_var)
+    return log_q
 
   def _top_down(self, x, layer_keys):
-    """Draws from the top with precision weighting: `(z_1, log p [L, K, B], log q [L, K, B])`."""
+    """Draws from the top with precision weighting: `(z per layer, log p [L, K, B], log q [L, K,
+    B])`."""
     bottom_up = self.encode(x)
     num_layers = len(self.latent_dims)
-    log_p, log_q, z = [None] * num_layers, [None] * num_layers, None
+    log_p, log_q, zs, z = [None] * num_layers, [None] * num_layers, [None] * num_layers, None
     for layer in reversed(range(num_layers)):
       estimate = bottom_up[layer]
       if layer == num_layers - 1:
@@ -129,10 +177,11 @@ class HierarchicalVAE(nn.Module):
       log_q[layer] = D.diag_gaussian_log_prob(z, q.mean, q.log_var)
       log_p[layer] = (D.standard_normal_log_prob(z) if prior is None
                       else D.diag_gaussian_log_prob(z, prior.mean, prior.log_var))
-    return z, jnp.stack(log_p), jnp.stack(log_q)
+      zs[layer] = z
+    return tuple(zs), jnp.stack(log_p), jnp.stack(log_q)
 
   def _bottom_up(self, x, layer_keys):
-    """Draws from the bottom, `z_{l+1} ~ q(z_{l+1} | z_l)`: `(z_1, log p, log q)` as `_top_down`."""
+    """Draws from the bottom, `z_{l+1} ~ q(z_{l+1} | z_l)`: `(z, log p, log q)` as `_top_down`."""
     d = self.encoder(x, None)  # [B, H]
     zs, log_q = [], []
     for layer, head in enumerate(self.bottom_up_heads):
@@ -147,7 +196,7 @@ class HierarchicalVAE(nn.Module):
       log_q.append(D.diag_gaussian_log_prob(zs[-1], q.mean, q.log_var))
     log_p = [D.diag_gaussian_log_prob(zs[layer], *self.prior_parameters(layer, zs[layer + 1]))
              for layer in range(len(zs) - 1)] + [D.standard_normal_log_prob(zs[-1])]
-    return zs[0], jnp.stack(log_p), jnp.stack(log_q)
+    return tuple(zs), jnp.stack(log_p), jnp.stack(log_q)
 
   def _mean(self, z: jax.Array) -> jax.Array:
     """Mean of p(x | z_1) for `z_1 [B, L_1]`: `[B, *data_shape]`."""

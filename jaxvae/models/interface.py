@@ -111,6 +111,28 @@ class FactorizedKL(Protocol):
     """`(E_q[z | x] [B, L], KL(q(z_d | x) || N(0, 1)) [B, L])`."""
 
 
+class Reparameterized(Protocol):
+  """`REPARAMETERIZED`: q's density can be evaluated at given draws, with its parameters frozen by
+  the caller, the path through the draws kept: what STL and DReG need (`jaxvae.losses.estimators`).
+  Draws are a pytree (`[K, B, L]` for one latent vector, one array per layer for a hierarchy)."""
+
+  def log_weights_and_latents(self, x: jax.Array, keys: jax.Array,
+                              labels: jax.Array | None = None) -> tuple[LogWeights, Any]:
+    """`(log_weights(x, keys, labels), z)`, z the reparameterized draws the weights are of."""
+
+  def posterior_log_prob(self, x: jax.Array, z: Any,
+                         labels: jax.Array | None = None) -> jax.Array:
+    """`[K, B]` log q(z | x) at the draws `z` (every layer's term, flows' log-determinants)."""
+
+
+class SeparateInference(Protocol):
+  """`SEPARATE_INFERENCE`: q's parameters are the top-level parameter subtrees named by
+  `inference_modules`, shared with no part of p; objectives that give the inference network
+  another gradient than the generative one (DReG, PIWAE) need the split."""
+
+  inference_modules: tuple[str, ...]
+
+
 class ExactObjective(Protocol):
   """`EXACT_ELBO`: the ELBO by enumeration over a discrete z (`train.objective='exact_elbo'`)."""
 
@@ -136,6 +158,8 @@ class Capability(enum.Enum):
   POSTERIOR_PARAMETERS = ("posterior_parameters",)
   FACTORIZED_KL = ("kl_per_dimension",)
   EXACT_ELBO = ("exact_elbo",)
+  REPARAMETERIZED = ("log_weights_and_latents", "posterior_log_prob")
+  SEPARATE_INFERENCE = ("inference_modules",)
   LABELS = ("num_classes",)
   TRAINING_PENALTY = ()
   LAYER_KL = ()
@@ -150,6 +174,8 @@ TEMPERATURE = Capability.TEMPERATURE
 POSTERIOR_PARAMETERS = Capability.POSTERIOR_PARAMETERS
 FACTORIZED_KL = Capability.FACTORIZED_KL
 EXACT_ELBO = Capability.EXACT_ELBO
+REPARAMETERIZED = Capability.REPARAMETERIZED
+SEPARATE_INFERENCE = Capability.SEPARATE_INFERENCE
 LABELS = Capability.LABELS
 TRAINING_PENALTY = Capability.TRAINING_PENALTY
 LAYER_KL = Capability.LAYER_KL

@@ -10,7 +10,10 @@ Every head answers:
 - `mode(params) -> [B, L]`, a representative point (the mean, or the flowed base mean) for
   reconstructions;
 - `log_prob(z [..., B', L], params) -> [..., B']` where the density has a closed form (diag,
-  full_cov, mixture: `closed_form_density = True`); the VampPrior needs it on pseudo-inputs.
+  full_cov, mixture: `closed_form_density = True`; the VampPrior needs it on pseudo-inputs), or
+  where a flow can be inverted (IAF). `density_at_draws` says whether it is right at draws whose
+  parameters are frozen (STL and DReG): the mixture's draws are stratified, not independent, and
+  a planar flow has no inverse in closed form.
 """
 
 from collections.abc import Callable
@@ -65,6 +68,7 @@ class Posterior(nn.Module):
   """The posterior interface (see the module docstring); `mode` is the mean for the Gaussians."""
 
   closed_form_density = False
+  density_at_draws = False
 
   def mode(self, params):
     return params.mean
@@ -76,6 +80,7 @@ class DiagGaussianPosterior(Posterior):
 
   latent_dim: int
   closed_form_density = True
+  density_at_draws = True
 
   def setup(self):
     self.head = nn.Dense(2 * self.latent_dim)
@@ -96,6 +101,7 @@ class FullCovGaussianPosterior(Posterior):
 
   latent_dim: int
   closed_form_density = True
+  density_at_draws = True
 
   def setup(self):
     self.head = nn.Dense(self.latent_dim + self.latent_dim**2)
@@ -213,6 +219,7 @@ class IAFPosterior(FlowPosterior):
   latent_dim: int
   num_flows: int
   hidden_sizes: tuple[int, ...] = (64, 64)
+  density_at_draws = True
 
   def setup(self):
     self.base = DiagGaussianPosterior(self.latent_dim)
@@ -232,6 +239,23 @@ class IAFPosterior(FlowPosterior):
       z, ld = flows.iaf_step(z, *net(z, context))
       log_det = log_det + ld
     return z, log_det
+
+  def log_prob(self, z, params: Flowed):
+    """`log q(z_T)` at points `z [..., B, L]`: each step inverted, last first. An IAF step
+    `y_i = sigma_i z_i + (1 - sigma_i) m_i`, with `(m_i, sigma_i)` functions of `z_<i`, is inverted
+    one dimension at a time: `z_i = (y_i - (1 - sigma_i) m_i) / sigma_i` once `z_<i` is known."""
+    context = jnp.broadcast_to(params.flow, z.shape[:-1] + (self.hidden_sizes[0],))
+    log_det = jnp.zeros(z.shape[:-1], z.dtype)
+    for t in reversed(range(self.num_flows)):
+      y, net = z, self.steps[t]
+      for i in range(self.latent_dim):
+        mean, gate_logit = net(z, context)
+        sigma = jax.nn.sigmoid(gate_logit[..., i])
+        z = z.at[..., i].set((y[..., i] - (1 - sigma) * mean[..., i]) / sigma)
+      log_det = log_det + flows.iaf_step(z, *net(z, context))[1]
+      if t:
+        z = z[..., ::-1]
+    return self.base.log_prob(z, params.base) - log_det
 
 
 POSTERIORS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {

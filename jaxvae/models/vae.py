@@ -19,7 +19,7 @@ from jaxvae.models.likelihoods import likelihood_defaults, make_likelihood, vali
 from jaxvae.models.networks import ACTIVATIONS, NETWORKS, make_encoder_decoder, network_defaults
 from jaxvae.models.posteriors import (POSTERIORS, DiagGaussian, DiagGaussianPosterior,
                                       make_posterior)
-from jaxvae.models.priors import PRIORS, StandardNormalPrior, make_prior
+from jaxvae.models.priors import PRIORS, StandardNormalPrior, VampPrior, make_prior
 from jaxvae.models.registry import register
 
 
@@ -54,7 +54,13 @@ class VAE(nn.Module):
     if (isinstance(self.prior, StandardNormalPrior)
         and isinstance(self.posterior_head, DiagGaussianPosterior)):
       c.add(interface.FACTORIZED_KL)
+    if self.posterior_head.density_at_draws:
+      c.add(interface.REPARAMETERIZED)
+      if not isinstance(self.prior, VampPrior):  # The VampPrior's p(z) runs the encoder.
+        c.add(interface.SEPARATE_INFERENCE)
     return frozenset(c)
+
+  inference_modules = ("encoder", "posterior_head")
 
   def _condition(self, labels):
     """`one_hot(labels) [B, C]` for a conditional VAE, else None."""
@@ -92,6 +98,14 @@ class VAE(nn.Module):
     Returns:
       `LogWeights` with `[K, B]` fields; `log_posterior` includes the flows' log-determinants.
     """
+    return self._log_weights_and_latents(x, keys, labels, posterior)[0]
+
+  def log_weights_and_latents(self, x: jax.Array, keys: jax.Array,
+                              labels: jax.Array | None = None) -> tuple[LogWeights, jax.Array]:
+    """`(log_weights(x, keys, labels), z [K, B, L])`."""
+    return self._log_weights_and_latents(x, keys, labels)
+
+  def _log_weights_and_latents(self, x, keys, labels, posterior=None):
     if posterior is None:
       posterior = self.posterior_parameters(x, labels)
     z, log_q = self.posterior_head.sample(posterior, keys)  # [K, B, L], [K, B]
@@ -100,7 +114,12 @@ class VAE(nn.Module):
                                                      self._decode(z, labels)),
         log_prior=self.prior.log_prob(z, self),
         log_posterior=log_q,
-    )
+    ), z
+
+  def posterior_log_prob(self, x: jax.Array, z: jax.Array,
+                         labels: jax.Array | None = None) -> jax.Array:
+    """`[K, B]` log q(z | x) at draws `z [K, B, L]` (flows: by inverting them)."""
+    return self.posterior_head.log_prob(z, self.posterior_parameters(x, labels))
 
   def decode_latent(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     """Mean of p(x | z) for `z [B, L]`: `[B, *data_shape]`."""

@@ -216,12 +216,22 @@ def _check_skips(state, train: ml_collections.ConfigDict, checkpoints, step: int
         f"NaN/inf, lower train.learning_rate or set train.clip_grad_norm, then rerun to resume")
 
 
+_NEEDS = {  # What a model must declare to train with an objective, and why.
+    "exact_elbo": [(interface.EXACT_ELBO, "it computes the ELBO by enumeration")],
+    "elbo_stl": [(interface.REPARAMETERIZED, "it evaluates log q at the draws with q frozen")],
+    "iwae_dreg": [(interface.REPARAMETERIZED, "it evaluates log q at the draws with q frozen"),
+                  (interface.SEPARATE_INFERENCE, "it gives q's parameters their own gradient")],
+    "piwae": [(interface.SEPARATE_INFERENCE, "it gives q's parameters their own gradient")],
+}
+
+
 def check_objective(model, train: ml_collections.ConfigDict) -> None:
   """Raises `UserError` when the model cannot train with `train.objective`."""
-  if train.objective == "exact_elbo" and not interface.has(model, interface.EXACT_ELBO):
-    raise UserError(f"train.objective='exact_elbo' needs a model that computes its ELBO by "
-                    f"enumeration (capability EXACT_ELBO); {type(model).__name__} does not: use "
-                    f"'elbo' or 'iwae'")
+  for capability, why in _NEEDS.get(train.objective, ()):
+    if not interface.has(model, capability):
+      raise UserError(f"train.objective={train.objective!r} needs capability {capability.name} "
+                      f"({why}); this {type(model).__name__} does not have it (see the objectives "
+                      f"in the README for the models each one supports): choose another objective")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,

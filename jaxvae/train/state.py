@@ -29,6 +29,7 @@ import ml_collections
 import optax
 
 from jaxvae import losses
+from jaxvae.losses import estimators
 from jaxvae.models.interface import LOSSES, METRICS
 from jaxvae.runtime.trained import init_variables, split_variables
 
@@ -57,13 +58,16 @@ class StepOptions:
   compute_dtype: str = "float32"
   beta: float = 1.0
   kl_warmup_steps: int = 0
+  num_groups: int = 1
+  ciwae_beta: float = 0.5
 
   @classmethod
   def from_config(cls, train: ml_collections.ConfigDict) -> "StepOptions":
     return cls(objective=train.objective, num_samples=train.num_samples,
                accumulate_steps=train.accumulate_steps, ema_decay=train.ema_decay,
                skip_grad_norm=train.skip_grad_norm, compute_dtype=train.compute_dtype,
-               beta=train.beta, kl_warmup_steps=train.kl_warmup_steps)
+               beta=train.beta, kl_warmup_steps=train.kl_warmup_steps,
+               num_groups=train.num_groups, ciwae_beta=train.ciwae_beta)
 
 
 def make_schedule(train: ml_collections.ConfigDict) -> optax.Schedule:
@@ -123,6 +127,58 @@ def _microbatches(tree: Any, num: int, axis: int) -> Any:
   return jax.tree.map(split, tree)
 
 
+# Objectives whose inference parameters get another gradient than the generative ones; they need
+# the model's `inference_modules` (capability SEPARATE_INFERENCE).
+SPLIT_OBJECTIVES = ("iwae_dreg", "piwae")
+# Objectives that evaluate log q with frozen parameters (capability REPARAMETERIZED).
+FROZEN_OBJECTIVES = ("iwae_dreg", "elbo_stl")
+
+
+def split_parameters(model: nn.Module, params: dict) -> tuple[dict, dict]:
+  """`(inference only, generative only)`: the parameters with the generative ones held fixed
+  (`stop_gradient`), and with the inference ones (the model's `inference_modules`) held fixed."""
+  inference = set(model.inference_modules)
+  frozen = jax.lax.stop_gradient
+  return ({k: v if k in inference else frozen(v) for k, v in params.items()},
+          {k: frozen(v) if k in inference else v for k, v in params.items()})
+
+
+def _frozen(model, variables, images, labels, log_weights, latents) -> jax.Array:
+  """`[K, B]` log weights with log q evaluated at `latents` with every parameter held fixed."""
+  log_q = model.apply(jax.lax.stop_gradient(variables), images, latents, labels,
+                      method=model.posterior_log_prob)
+  return log_weights.log_likelihood + log_weights.log_prior - log_q.astype(jnp.float32)
+
+
+def _estimator(model, variables, images, labels, keys, log_weights, latents,
+               options: "StepOptions") -> jax.Array:
+  """`[B]` the objective `options.objective` of `jaxvae.losses.estimators` (or 'iwae'), whose
+  gradient is the estimator's. `log_weights` (and, for 'elbo_stl', `latents`) come from the pass
+  the trainer made; split objectives take it as the generative parameters' pass and make one more
+  for the inference parameters, with the same keys (the same draws)."""
+  objective, groups = options.objective, options.num_groups
+  values = log_weights.values
+  if objective == "iwae":
+    return losses.iwae_bound(values)
+  if objective == "miwae":
+    return estimators.miwae(values, groups)
+  if objective == "ciwae":
+    return estimators.ciwae(values, options.ciwae_beta)
+  if objective == "elbo_stl":
+    return estimators.stl_elbo(_frozen(model, variables, images, labels, log_weights, latents))
+  inference = {**variables, "params": split_parameters(model, variables["params"])[0]}
+  if objective == "iwae_dreg":
+    q_weights, q_latents = model.apply(inference, images, keys, labels,
+                                       method=model.log_weights_and_latents)
+    q_weights = jax.tree.map(lambda a: a.astype(jnp.float32), q_weights)
+    encoder = estimators.dreg_iwae(_frozen(model, variables, images, labels, q_weights, q_latents))
+  else:  # 'piwae': the inference network's objective is MIWAE.
+    q_values = model.apply(inference, images, keys, labels, method=model.log_weights).values
+    encoder = estimators.miwae(q_values.astype(jnp.float32), groups)
+  decoder = losses.iwae_bound(values)  # The generative parameters' gradient: IWAE's.
+  return decoder + encoder - jax.lax.stop_gradient(encoder)
+
+
 def train_step(state: TrainState, batch: dict, *, model: nn.Module,
                optimizer: optax.GradientTransformation, schedule: optax.Schedule,
                options: StepOptions) -> tuple[TrainState, dict]:
@@ -130,14 +186,16 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
 
   `options.objective` is 'elbo' (`E_q[log p(x|z)] - beta_t KL` over K samples, with
   `beta_t = kl_warmup_beta(step, kl_warmup_steps, beta)`: the ELBO at beta 1 and no warm-up, a
-  beta-VAE otherwise), 'iwae' (the K-sample IWAE bound) or 'exact_elbo' (the model's
-  `exact_elbo`, by enumeration over a discrete z: capability `EXACT_ELBO`). Random draws use
+  beta-VAE otherwise), 'iwae' (the K-sample IWAE bound), 'exact_elbo' (the model's
+  `exact_elbo`, by enumeration over a discrete z: capability `EXACT_ELBO`), or one of
+  `jaxvae.losses.estimators`: 'elbo_stl', 'iwae_dreg', 'miwae', 'ciwae', 'piwae' (M =
+  `num_groups` groups of K samples for the last two). Random draws use
   `fold_in(state.key, step)` split into `[K, B]` per-example keys, independent of the device count
   and of the accumulation. Returns the new state and scalar metrics.
   """
   images = batch["image"]
   keys = jax.random.split(jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step),
-                          (options.num_samples, images.shape[0]))
+                          (options.num_groups * options.num_samples, images.shape[0]))
   beta = losses.kl_warmup_beta(state.step, options.kl_warmup_steps, options.beta)
   compute_dtype = jnp.dtype(options.compute_dtype)
 
@@ -145,16 +203,22 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
     if compute_dtype != jnp.float32:  # Low-precision compute, float32 master params and loss.
       params, images = jax.tree.map(lambda a: a.astype(compute_dtype), (params, images))
     variables = {"params": params, **model_state}
-    log_weights, written = model.apply(variables, images, keys, labels, method=model.log_weights,
-                                       mutable=[*model_state, METRICS, LOSSES])
+    objective = options.objective
+    if objective in SPLIT_OBJECTIVES:  # The generative parameters' pass: q's held fixed.
+      variables = {**variables, "params": split_parameters(model, params)[1]}
+    forward = model.log_weights_and_latents if objective == "elbo_stl" else model.log_weights
+    out, written = model.apply(variables, images, keys, labels, method=forward,
+                               mutable=[*model_state, METRICS, LOSSES])
+    log_weights, latents = out if objective == "elbo_stl" else (out, None)
     log_weights = jax.tree.map(lambda a: a.astype(jnp.float32), log_weights)
-    if options.objective == "elbo":
+    if objective == "elbo":
       loss = -jnp.mean(losses.elbo_kl_form(log_weights.log_likelihood,
                                            jnp.mean(log_weights.kl, axis=0), beta))
-    elif options.objective == "iwae":
-      loss = -jnp.mean(losses.iwae_bound(log_weights.values))
-    else:  # The model's own ELBO by enumeration over a discrete z (the 1-D toy).
+    elif objective == "exact_elbo":  # By enumeration over a discrete z (the 1-D toy).
       loss = -jnp.mean(model.apply(variables, images, labels, method=model.exact_elbo))
+    else:
+      loss = -jnp.mean(_estimator(model, {"params": params, **model_state}, images, labels, keys,
+                                  log_weights, latents, options))
     metrics = {"elbo": jnp.mean(losses.elbo(log_weights.values)), "kl": jnp.mean(log_weights.kl),
                "log_likelihood": jnp.mean(log_weights.log_likelihood)}
     for name, terms in written.get(LOSSES, {}).items():  # Training-only terms, e.g. commitment.

@@ -1,6 +1,5 @@
 """Discretized logistic mixture: exact normalization by enumeration, a NumPy float64 oracle, samples."""
 
-import math
 
 import jax
 import jax.numpy as jnp

@@ -22,7 +22,8 @@ from jaxvae import distributions as D
 from jaxvae import losses
 from jaxvae.data.toy import toy_arrays
 from jaxvae.eval import Evaluator
-from jaxvae.models import LogWeights
+from jaxvae.models import LogWeights, interface
+from jaxvae.models.posteriors import DiagGaussian
 
 W1, B, NOISE_VAR = 1.5, 0.2, 0.3
 POST_VAR = NOISE_VAR / (W1**2 + NOISE_VAR)
@@ -30,7 +31,11 @@ POST_COEF = W1 / (W1**2 + NOISE_VAR)
 
 
 class LinearGaussian(nn.Module):
-  """A Linen model with the one interface (`log_weights`, `encode`); a 2-D latent, 1-D data."""
+  """A Linen model with the one interface and the capabilities of a diagonal Gaussian q with a
+  N(0, I) prior (`posterior_parameters`, `kl_per_dimension`); a 2-D latent, 1-D data."""
+
+  data_shape: tuple[int, ...] = (1,)
+  capabilities = frozenset({interface.POSTERIOR_PARAMETERS, interface.FACTORIZED_KL})
 
   def setup(self):
     zeros = nn.initializers.zeros
@@ -40,13 +45,25 @@ class LinearGaussian(nn.Module):
     self.b = self.param("b", zeros, ())
     self.log_noise_var = self.param("log_noise_var", zeros, ())
 
-  def encode(self, x):
+  def posterior_parameters(self, x, labels=None):
     mean = x.reshape(x.shape[0], 1) * self.coef + self.shift
-    return mean, jnp.broadcast_to(self.log_var, mean.shape)
+    return DiagGaussian(mean, jnp.broadcast_to(self.log_var, mean.shape))
 
-  def log_weights(self, x, keys, labels=None):
+  def log_weights(self, x, keys, labels=None, posterior=None):
     del labels
-    return self.log_weights_under(x, keys, self.encode(x))
+    return self.log_weights_under(
+        x, keys, self.posterior_parameters(x) if posterior is None else posterior)
+
+  def kl_per_dimension(self, x, labels=None):
+    mean, log_var = self.posterior_parameters(x)
+    return mean, D.kl_diag_gaussian_standard_normal(mean[..., None], log_var[..., None])
+
+  def sample(self, key, num, labels=None):
+    z = jax.random.normal(key, (num, 2))
+    return (z @ self.w + self.b)[:, None]
+
+  def reconstruct(self, x, labels=None):
+    return (self.posterior_parameters(x).mean @ self.w + self.b)[:, None]
 
   def log_weights_under(self, x, keys, posterior):
     mean, log_var = posterior
@@ -72,6 +89,10 @@ def _params(mean_scale=0.5, extra_log_var=1.0):
       "shift": f32([-mean_scale * POST_COEF * B, 0.0]),
       "log_var": f32([math.log(POST_VAR) + extra_log_var, 0.0]),
   }
+
+
+def _variables(**kwargs):
+  return {"params": _params(**kwargs)}
 
 
 def _exact_log_px(x):
@@ -101,8 +122,7 @@ def toy_config():
 
 def _run(config, num_samples, params=None, refine_steps=0):
   evaluator = Evaluator(config, "test", num_samples, refine_steps, model=LinearGaussian())
-  params = params or _params()
-  return evaluator, evaluator.run(params)
+  return evaluator, evaluator.run(params or _variables())
 
 
 def run_linear_gaussian(config, num_samples):
@@ -125,7 +145,7 @@ def test_k5000_is_within_005_nats_of_exact_log_px(toy_config):
   assert (r["step"], r["split"], r["num_examples"]) == (7, "test", len(x))
   np.testing.assert_allclose(r["log_px_stderr"], exact.std(ddof=1) / np.sqrt(len(x)), rtol=0.05)
   np.testing.assert_allclose(r["gap"], r["log_px"] - r["elbo"])
-  np.testing.assert_allclose(r["bits_per_dim"], -r["log_px"] / np.log(2))
+  assert "bits_per_dim" not in r  # the toy's data are reals, not pixels
 
 
 def test_nested_k_are_prefixes_of_the_same_samples(toy_config):
@@ -150,10 +170,11 @@ def test_nested_k_are_prefixes_of_the_same_samples(toy_config):
 
 
 def test_same_numbers_with_1_or_8_devices_and_any_batch_or_chunk_size(toy_config):
+  """Also with a batch that does not divide the devices: padded, each example counted once."""
   toy_config.train.num_devices = 8
   reference = run_linear_gaussian(toy_config, NUM_SAMPLES_2P)
   assert len(jax.devices()) == 8
-  for devices, batch_size, chunk_size in ((1, 40, 7), (8, 16, 30)):
+  for devices, batch_size, chunk_size in ((1, 40, 7), (8, 16, 30), (8, 12, 30)):  # 12: padded
     toy_config.train.num_devices = devices
     toy_config.eval.batch_size = batch_size
     toy_config.eval.chunk_size = chunk_size
@@ -180,21 +201,28 @@ def test_diagnostics_count_active_units_and_kl_per_dimension(toy_config):
 
 def test_diagnostics_say_why_a_non_gaussian_posterior_has_none(toy_config):
   class Tagged(LinearGaussian):
-    """The same model, its posterior parameters in a dict: diagnostics cannot interpret them."""
+    """The same model, its posterior parameters in a dict: it does not declare FACTORIZED_KL
+    (diagnostics cannot interpret them), only POSTERIOR_PARAMETERS."""
 
-    def encode(self, x):
-      mean, log_var = LinearGaussian.encode(self, x)
+    capabilities = frozenset({interface.POSTERIOR_PARAMETERS})
+
+    def posterior_parameters(self, x, labels=None):
+      mean, log_var = LinearGaussian.posterior_parameters(self, x)
       return {"loc": mean, "log_scale": 0.5 * log_var}
 
-    def log_weights(self, x, keys, labels=None):
-      post = self.encode(x)
+    def log_weights(self, x, keys, labels=None, posterior=None):
+      post = self.posterior_parameters(x) if posterior is None else posterior
       return self.log_weights_under(x, keys, (post["loc"], 2 * post["log_scale"]))
 
   evaluator = Evaluator(toy_config, "test", 3, model=Tagged())
-  assert "not a diagonal Gaussian" in evaluator.posterior_problem
-  results = evaluator.run(_params())
+  assert "FACTORIZED_KL" in evaluator.posterior_problem
+  results = evaluator.run(_variables())
   assert "log_px" in results and "posterior_mean" not in results
-  assert "not a diagonal Gaussian" in evaluator.diagnostics(0, results)["unavailable"]
+  unavailable = evaluator.diagnostics(0, results)["unavailable"]
+  assert "diagonal Gaussian" in unavailable and "FACTORIZED_KL" in unavailable
+  # Refinement needs only the posterior's parameters, whatever their structure.
+  refined = Evaluator(toy_config, "test", 3, refine_steps=2, model=Tagged()).run(_variables())
+  assert np.all(np.isfinite(refined["refined_elbo"]))
 
 
 def test_refinement_closes_the_amortization_gap(toy_config):
@@ -241,13 +269,15 @@ def test_the_1d_toy_model_at_k5000_is_within_005_nats_of_its_exact_log_px(toy_co
   """The library's toy model (discrete z, log p(x) by enumeration), with a poor q(z | x)."""
   from jaxvae.models import build_model
 
-  toy_config.model.kind = "toy"
+  from jaxvae.config import model_config
+
+  toy_config.model = model_config("toy")
   model = build_model(toy_config.model, (1,))
   params = {"q_slope": jnp.float32(0.3), "q_bias": jnp.float32(0.2),
             "means": jnp.array([-2.0, 2.0]), "raw_scales": jnp.array([-0.4, 0.1])}
   evaluator = Evaluator(toy_config, "test", (1, 5000), model=model)
-  assert "has no encode method" in evaluator.posterior_problem  # Diagnostics say why not.
-  results = evaluator.run(params)
+  assert "FACTORIZED_KL" in evaluator.posterior_problem  # Diagnostics say why not.
+  results = evaluator.run({"params": params})
   x = jnp.asarray(toy_arrays("test")[0])
   exact = np.asarray(model.apply({"params": params}, x, method=model.exact_log_px), np.float64)
   exact_elbo = np.asarray(model.apply({"params": params}, x, method=model.exact_elbo), np.float64)
@@ -257,8 +287,15 @@ def test_the_1d_toy_model_at_k5000_is_within_005_nats_of_its_exact_log_px(toy_co
 
 
 def test_diagnostics_need_a_standard_normal_prior(toy_config):
-  class WithMixturePrior(LinearGaussian):
-    prior: str = "mixture"
+  """A VAE declares FACTORIZED_KL only with a diagonal Gaussian q and the N(0, I) prior."""
+  from jaxvae.config import model_config
+  from jaxvae.models import build_model
 
-  evaluator = Evaluator(toy_config, "test", 3, model=WithMixturePrior())
-  assert "prior is 'mixture'" in evaluator.posterior_problem
+  for prior in ("standard_normal", "mixture"):
+    section = model_config("vae")
+    section.update(prior=prior, hidden_sizes=(4,), latent_dim=2, likelihood="gaussian")
+    evaluator = Evaluator(toy_config, "test", 3, model=build_model(section, (1,)))
+    if prior == "standard_normal":
+      assert evaluator.posterior_problem is None
+    else:
+      assert "FACTORIZED_KL" in evaluator.posterior_problem

@@ -8,33 +8,44 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jaxvae import config as config_lib
 from jaxvae.cli import main
 from jaxvae.errors import UserError
-from jaxvae.models import VAE
-from jaxvae.models.hvae import HierarchicalVAE
+from jaxvae.models import build_model
 from jaxvae.runtime import images
 
 SHAPE, LATENT = (4, 4, 1), 3
 
 
+def _build(kind="vae", **section):
+  model = config_lib.model_config(kind)
+  model.update(section)
+  return build_model(model, SHAPE)
+
+
 def _model(**kwargs):
-  model = VAE(data_shape=SHAPE, latent_dim=LATENT, hidden_sizes=(8,), **kwargs)
+  kind = "cvae" if "num_classes" in kwargs else "vae"
+  model = _build(kind, latent_dim=LATENT, hidden_sizes=(8,), **kwargs)
   x = jax.random.uniform(jax.random.key(0), (6,) + SHAPE)
   labels = jnp.arange(6) % 3
-  params = model.init(jax.random.key(1), x, jax.random.split(jax.random.key(2), (1, 6)),
-                      labels)["params"]
-  return model, params, x, labels
+  variables = model.init(jax.random.key(1), x, jax.random.split(jax.random.key(2), (1, 6)),
+                         labels)
+  return model, variables, x, labels
 
 
 def _decoded(model, params, z, labels=None):
-  """Oracle: Bernoulli means sigmoid(logits) of `decode(z)`, reshaped to images."""
-  logits = model.apply({"params": params}, z, labels, method=model.decode)[..., 0]
-  return np.asarray(jax.nn.sigmoid(logits)).reshape((-1,) + SHAPE)
+  """Oracle: Bernoulli means sigmoid(logits) of the decoder at `z` (and `one_hot(labels)` for a
+  conditional VAE), reshaped to images."""
+  def logits(module, z, labels):
+    condition = None if labels is None else jax.nn.one_hot(labels, module.num_classes)
+    return module.decoder(z, condition)[..., 0]
+  return np.asarray(jax.nn.sigmoid(model.apply(params, z, labels, method=logits))).reshape(
+      (-1,) + SHAPE)
 
 
 def _code(model, params, x, labels=None):
-  """Oracle: the posterior mean of a diagonal Gaussian q(z | x), `encode(x)[0]`."""
-  return np.asarray(model.apply({"params": params}, x, labels, method=model.encode)[0])
+  """Oracle: the posterior mean of a diagonal Gaussian q(z | x), `DiagGaussian(mean, log_var)`."""
+  return np.asarray(model.apply(params, x, labels, method=model.posterior_parameters).mean)
 
 
 def test_temperature_zero_decodes_the_prior_mean_and_t_scales_the_noise():
@@ -101,7 +112,7 @@ def test_grids_that_a_model_cannot_draw_are_clear_errors():
     images.check_temperature(model, -1.0)
   with pytest.raises(UserError, match="choose 1..3"):
     images.traversals(model, params, x[:1], 3, 1.0, num_dims=4)
-  hvae = HierarchicalVAE(data_shape=SHAPE, latent_dims=(2, 2))
+  hvae = _build("hvae", latent_dims=(2, 2))
   with pytest.raises(UserError, match="one latent vector"):
     images.interpolations(hvae, {}, x[:1], x[1:2], 3)
 
@@ -161,12 +172,23 @@ def test_sample_cli_refuses_impossible_grids(trained_cvae, tmp_path, capsys, fla
 @pytest.mark.parametrize("overrides, message", [
     ({"image_every": 7}, "multiple of train.log_every=5"),
     ({"image_temperature": -0.5}, "train.image_temperature"),
-    ({"image_temperature": 0.5, "prior": "mixture"}, "model.prior='standard_normal'"),
 ])
 def test_config_rejects_image_keys(smoke_config, overrides, message):
   from jaxvae.config import validate
 
   for key, value in overrides.items():
-    (smoke_config.model if key == "prior" else smoke_config.train)[key] = value
+    smoke_config.train[key] = value
   with pytest.raises(UserError, match=message):
     validate(smoke_config)
+
+
+def test_trainer_rejects_an_image_temperature_the_prior_cannot_take(smoke_config, tmp_path):
+  """A temperature other than 1 needs capability TEMPERATURE (an N(0, I) prior): the trainer
+  refuses a mixture prior's before it trains (the model, not the config, knows its prior)."""
+  from jaxvae.train import train_and_evaluate
+
+  smoke_config.train.image_temperature = 0.5
+  smoke_config.model.prior = "mixture"
+  with pytest.raises(UserError, match="model.prior='standard_normal'"):
+    train_and_evaluate(smoke_config, str(tmp_path / "run"))
+  assert not os.path.exists(tmp_path / "run" / "checkpoints")

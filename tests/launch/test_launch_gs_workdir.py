@@ -93,8 +93,8 @@ def test_checkpoint_directory_and_eval_job_listing_on_gs(bucket):
   checkpoints = checkpoint_lib.Checkpoints(RUN, read_only=True)
   try:
     assert checkpoints.directory == f"{RUN}/checkpoints"
-    assert not checkpoints.has_ema(10)
+    assert not checkpoints._has(10, "ema_params")  # Items are found through epath on gs://
     (bucket / "runs" / "vae" / "checkpoints" / "10" / "ema_params").mkdir(parents=True)
-    assert checkpoints.has_ema(10)
+    assert checkpoints._has(10, "ema_params")
   finally:
     checkpoints.close()

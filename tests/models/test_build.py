@@ -13,7 +13,7 @@ from jaxvae.errors import UserError
 from jaxvae.models import build_model
 from jaxvae.train import train_and_evaluate
 from jaxvae.runtime.checkpoint import Checkpoints
-from jaxvae.train.state import init_params
+from jaxvae.runtime.trained import init_variables
 
 FAMILIES = {  # Combinations that no config file in configs/ trains.
     "full_cov+mixture_prior+gaussian+iwae": dict(posterior="full_cov", prior="mixture",
@@ -48,27 +48,41 @@ def test_resnet_rejects_image_sides_it_cannot_halve(smoke_config):
 
 @pytest.mark.parametrize("changes, message", [
     ({"model.kind": "hvae", "model.latent_dims": (8,)}, "at least two stochastic layers"),
-    ({"model.kind": "hvae", "model.prior": "vamp"}, "builds its own top-down posterior"),
+    # The hierarchy builds its own top-down posterior and prior: its section has no prior key.
+    ({"model.kind": "hvae", "model.prior": "vamp"}, "unknown config key 'model.prior'"),
     ({"model.prior": "vamp", "model.posterior": "iaf"}, "closed form"),
     ({"model.prior": "vamp", "model.kind": "cvae"}, "pseudo-inputs have no labels"),
     ({"model.kind": "toy", "train.objective": "exact_elbo"}, "set data.source='toy'"),
-    ({"train.objective": "exact_elbo"}, "the toy model's objective"),
     ({"model.likelihood": "discretized_logistic", "data.binarize": "none", "data.num_bits": 5},
      "pixel levels must be the data's"),
     ({"model.num_flows": 0}, "'model.num_flows' must be positive"),
-    ({"model.posterior": "gaussian"}, "choose one of diag, full_cov"),
+    ({"model.posterior": "gaussian"}, "choose from diag, full_cov"),
     ({"model.output_bias_from_data": True, "model.likelihood": "gaussian"}, "one Bernoulli logit"),
     ({"model.output_bias_from_data": True, "model.network": "resnet"}, "one Bernoulli logit"),
 ])
 def test_validate_rejects_model_combinations_that_cannot_work(changes, message):
   from jaxvae import config as config_lib
 
-  config = config_lib.get_config()
+  config = config_lib.get_config(model=changes.get("model.kind", "vae"))
   for key, value in changes.items():
     section, name = key.split(".")
-    config[section][name] = value
+    if key != "model.kind":
+      config[section][name] = value
   with pytest.raises(UserError, match=message):
     config_lib.validate(config)
+
+
+def test_exact_elbo_objective_is_rejected_for_a_model_without_one(smoke_config, tmp_path):
+  """train.objective='exact_elbo' needs capability EXACT_ELBO (the toy model's objective): the
+  trainer refuses a VAE before it trains (the check moved from the config to the capability)."""
+  from jaxvae.train import loop
+
+  smoke_config.train.objective = "exact_elbo"
+  model = build_model(smoke_config.model, (8, 8, 1))
+  with pytest.raises(UserError, match="needs a model that computes its ELBO by enumeration"):
+    loop.check_objective(model, smoke_config.train)
+  with pytest.raises(UserError, match="needs a model that computes its ELBO by enumeration"):
+    train_and_evaluate(smoke_config, str(tmp_path))
 
 
 @pytest.mark.parametrize("kind", ["vae", "hvae"])
@@ -79,8 +93,11 @@ def test_output_bias_from_data_starts_each_logit_at_its_pixel_mean(kind, smoke_c
   with importlib.resources.files("jaxvae.data").joinpath("digits.csv.gz").open("rb") as f:
     table = np.loadtxt(gzip.open(f), delimiter=",", dtype=np.float64)
   mean = np.clip(table[:1497, :64].mean(0) / 16, 1e-3, 1 - 1e-3)  # 16: the digits' top level
-  config = smoke_config
-  config.model.kind, config.model.output_bias_from_data = kind, True
+  from jaxvae import config as config_lib
+
+  config = config_lib.get_config("smoke", model=kind)
+  config.data.data_dir = smoke_config.data.data_dir
+  config.model.output_bias_from_data = True
   split = data.load_split(config.data, config.data.train_split)
   np.testing.assert_allclose(data.mean_image(config.data, split, block=100).ravel(),
                              table[:1497, :64].mean(0) / 16, rtol=1e-12)
@@ -88,8 +105,8 @@ def test_output_bias_from_data_starts_each_logit_at_its_pixel_mean(kind, smoke_c
   config.train.learning_rate = 1e-9
   train_and_evaluate(config, str(tmp_path))
   model = build_model(config.model, split.image_shape)
-  target = init_params(model, split.image_shape, jax.random.key(0))
-  params = Checkpoints(str(tmp_path), read_only=True).restore_params(2, target)
+  target = init_variables(model, split.image_shape, jax.random.key(0))
+  params = Checkpoints(str(tmp_path), read_only=True).restore_variables(2, target)["params"]
   leaves = jax.tree_util.tree_flatten_with_path(params)[0]
   (bias,) = [v for path, v in leaves if "decoder" in jax.tree_util.keystr(path)
              and v.shape == (64,) and jax.tree_util.keystr(path).endswith("['bias']")]

@@ -9,13 +9,15 @@ import math
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 from scipy import special, stats
 
+from jaxvae import config as config_lib
 from jaxvae.distributions import mixture_diag_gaussian_log_prob
-from jaxvae.models import likelihoods, posteriors
-from jaxvae.models.vae import VAE, MixturePrior
+from jaxvae.models import build_model, likelihoods, posteriors
+from jaxvae.models.priors import MixturePrior
 
 POSTERIORS = ["diag", "full_cov", "mixture", "planar_flow", "iaf"]
 GRID = np.linspace(-8.0, 8.0, 321, dtype=np.float32)
@@ -30,12 +32,18 @@ def _grid_around(z):
   return points.astype(np.float32), float((axes[0][1] - axes[0][0]) * (axes[1][1] - axes[1][0]))
 
 
+def _draw(module, h, keys):
+  """`(z [K, B, L], log q(z) [K, B])`: one draw per key from the head's q at features `h`."""
+  return module.sample(module.parameters(h), keys)
+
+
 def _perturbed_head(name, num_samples=1):
   """A 2-D posterior head with randomized parameters, its params, features h [1, 4] and keys."""
-  module = posteriors.make_posterior(name, latent_dim=2, num_flows=2, num_components=3)
+  module = posteriors.make_posterior(ml_collections.ConfigDict(dict(
+      posterior=name, latent_dim=2, num_flows=2, num_components=3)))
   h = jax.random.normal(jax.random.key(0), (1, 4))
   keys = jax.random.split(jax.random.key(1), (num_samples, 1))
-  params = module.init(jax.random.key(2), h, keys[:1])
+  params = module.init(jax.random.key(2), h, keys[:1], method=_draw)
   noise = lambda p, k: 0.4 * jax.random.normal(k, p.shape)  # noqa: E731
   leaves, tree = jax.tree.flatten(params)
   keys_p = jax.random.split(jax.random.key(3), len(leaves))
@@ -47,7 +55,7 @@ def _perturbed_head(name, num_samples=1):
 def test_posterior_density_agrees_with_its_sampler(name):
   """E_q[p0(z) / q(z)] = 1 for a normalized p0; a log q off by a constant or a wrong log-det fails."""
   module, params, h, keys = _perturbed_head(name, num_samples=20_000)
-  z, log_q = jax.jit(lambda p: module.apply(p, h, keys))(params)
+  z, log_q = jax.jit(lambda p: module.apply(p, h, keys, method=_draw))(params)
   z, log_q = np.asarray(z[:, 0], np.float64), np.asarray(log_q[:, 0], np.float64)
   centre, scale = z.mean(0), 0.5 * z.std(0)  # p0 narrower than q: the ratio has finite variance
   if name == "mixture":  # p0 = component 0, so p0 / q <= M (a narrow p0 between the modes is not)
@@ -61,7 +69,7 @@ def test_posterior_density_agrees_with_its_sampler(name):
 @pytest.mark.parametrize("name", ["diag", "full_cov", "mixture"])
 def test_closed_form_posterior_integrates_to_one_and_matches_sample_mean(name):
   module, params, h, keys = _perturbed_head(name, num_samples=20_000)
-  z = np.asarray(module.apply(params, h, keys)[0][:, 0], np.float64)
+  z = np.asarray(module.apply(params, h, keys, method=_draw)[0][:, 0], np.float64)
   points, cell = _grid_around(z)
   post = module.apply(params, h, method=module.parameters)
   density = np.exp(np.asarray(module.apply(params, jnp.asarray(points)[:, None, :], post,
@@ -91,14 +99,15 @@ def test_mixture_posterior_stratifies_draws_over_components(num_samples):
   head = params["params"]["head"]  # component m: mean (100 m, 100 m), standard deviation 1e-2
   head["kernel"] = jnp.zeros_like(head["kernel"])
   head["bias"] = jnp.array([0., 0., -9., -9., 100., 100., -9., -9., 200., 200., -9., -9.])
-  z, log_q = module.apply(params, h, keys)
+  z, log_q = module.apply(params, h, keys, method=_draw)
   component = np.rint(np.asarray(z[:, 0, 0]) / 100).astype(int)
   strata = num_samples - num_samples % 3
   np.testing.assert_array_equal(component[:strata], np.arange(strata) % 3)
   assert set(component[strata:]) <= {0, 1, 2}
   assert np.all(np.isfinite(log_q))
   if strata:
-    parts = [module.apply(params, h, keys[:strata])[0], module.apply(params, h, keys[strata:])[0]]
+    parts = [module.apply(params, h, keys[:strata], method=_draw)[0],
+             module.apply(params, h, keys[strata:], method=_draw)[0]]
     np.testing.assert_array_equal(np.concatenate(parts), z)
 
 
@@ -111,7 +120,8 @@ def test_stratified_mixture_estimates_are_unbiased_with_lower_variance():
   p0_logits = jnp.log(jnp.array([0.6, 0.3, 0.1]))
 
   def estimates(keys):  # [N, K] keys -> [N] means of the K ratios p0 / q
-    z, log_q = jax.vmap(lambda k: module.apply(params, h, k[:, None]))(keys)  # [N, K, 1, 2]
+    z, log_q = jax.vmap(lambda k: module.apply(params, h, k[:, None], method=_draw))(
+        keys)  # [N, K, 1, 2]
     log_p0 = mixture_diag_gaussian_log_prob(z, p0_logits, means, log_vars)
     return np.exp(np.asarray(log_p0 - log_q, np.float64)[..., 0]).mean(-1)
 
@@ -125,32 +135,38 @@ def test_stratified_mixture_estimates_are_unbiased_with_lower_variance():
 
 def test_mixture_prior_matches_numpy_and_integrates_to_one():
   prior = MixturePrior(latent_dim=2, num_components=3)
-  params = prior.init(jax.random.key(0), jnp.zeros((1, 2)), method=prior.log_prob)
+  params = prior.init(jax.random.key(0), jnp.zeros((1, 2)), None, method=prior.log_prob)
   params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(1), p.shape), params)
-  log_p = np.asarray(prior.apply(params, jnp.asarray(POINTS), method=prior.log_prob), np.float64)
+  log_p = np.asarray(prior.apply(params, jnp.asarray(POINTS), None, method=prior.log_prob),
+                     np.float64)
   np.testing.assert_allclose(np.exp(log_p).sum() * CELL, 1.0, atol=2e-3)
   p = jax.tree.map(lambda a: np.asarray(a, np.float64), params["params"])
   component = stats.norm.logpdf(POINTS[:, None, :], p["means"], np.exp(0.5 * p["log_vars"])).sum(-1)
   expected = special.logsumexp(component + special.log_softmax(p["logits"]), axis=-1)
   np.testing.assert_allclose(log_p, expected, rtol=1e-5, atol=1e-5)
-  draws = np.asarray(prior.apply(params, jax.random.key(2), 20_000, method=prior.sample))
+  draws = np.asarray(prior.apply(params, jax.random.key(2), 20_000, None, method=prior.sample))
   quadrature_mean = (np.exp(log_p)[:, None] * POINTS).sum(0) * CELL
   np.testing.assert_allclose(draws.mean(0), quadrature_mean, atol=4 * draws.std(0).max() / 141)
 
 
 @pytest.mark.parametrize("posterior", ["diag", "full_cov", "mixture"])
 def test_vamp_prior_is_the_mean_of_q_over_pseudo_inputs(posterior):
-  model = VAE(data_shape=(3,), latent_dim=2, hidden_sizes=(6,), posterior=posterior,
-              prior="vamp", num_pseudo_inputs=4, likelihood="gaussian")
+  section = config_lib.model_config("vae")
+  section.update(latent_dim=2, hidden_sizes=(6,), posterior=posterior, prior="vamp",
+                 num_pseudo_inputs=4, likelihood="gaussian")
+  model = build_model(section, (3,))
   x = jnp.zeros((1, 3))
   params = model.init(jax.random.key(0), x, jax.random.split(jax.random.key(1), (1, 1)))
-  log_p = np.asarray(model.apply(params, jnp.asarray(POINTS), method=model.log_prior), np.float64)
+  assert params["params"]["prior"]["pseudo_inputs"].shape == (4, 3)
+  log_p = np.asarray(model.apply(params, jnp.asarray(POINTS),
+                                 method=lambda m, z: m.prior.log_prob(z, m)), np.float64)
   np.testing.assert_allclose(np.exp(log_p).sum() * CELL, 1.0, atol=2e-3)
 
   def per_pseudo_input(module):  # log q(z | u_p) for every grid point, one pseudo-input at a time
-    u = module.pseudo_inputs
+    u = module.prior.pseudo_inputs
     return jnp.stack([module.posterior_head.log_prob(
-        jnp.asarray(POINTS), module.encode(u[p:p + 1])) for p in range(4)], -1)  # [G, 4]
+        jnp.asarray(POINTS), module.posterior_parameters(u[p:p + 1])) for p in range(4)],
+        -1)  # [G, 4]
 
   log_q = np.asarray(model.apply(params, method=per_pseudo_input), np.float64)
   np.testing.assert_allclose(log_p, special.logsumexp(log_q, -1) - math.log(4), rtol=1e-5, atol=1e-5)
@@ -171,8 +187,10 @@ def _numpy_logistic_mixture(x, logits, means, log_scales, num_bits):
 def test_likelihoods_match_numpy_float64(name):
   num_dims, rng = 6, np.random.default_rng(0)
   kind = name.removesuffix("_fixed").removesuffix("_learned")
-  module = likelihoods.make_likelihood(kind, num_dims, 0.3 if name == "gaussian_fixed" else 0.0,
-                                       num_mixtures=3, num_bits=3)
+  section = likelihoods.likelihood_defaults()
+  section.update(likelihood=kind, likelihood_scale=0.3 if name == "gaussian_fixed" else 0.0,
+                 num_mixtures=3, num_bits=3)
+  module = likelihoods.make_likelihood(section, num_dims)
   out = rng.normal(size=(2, 4, num_dims, module.params_per_dim)).astype(np.float32)  # [K, B, D, P]
   x = (rng.integers(0, 8, size=(4, num_dims)) / 7).astype(np.float32)
   if kind == "bernoulli":

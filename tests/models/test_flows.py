@@ -31,11 +31,13 @@ def test_planar_flow_log_det_matches_jacobian(wu_sign):
 def test_amortized_flow_transforms_log_det_matches_jacobian(module):
   h = jax.random.normal(jax.random.key(0), (1, 5))
   z = jax.random.normal(jax.random.key(1), (1, 3))
-  params = module.init(jax.random.key(2), h, jax.random.split(jax.random.key(3), (1, 1)))
+  params = module.init(jax.random.key(2), h, jax.random.split(jax.random.key(3), (1, 1)),
+                       method=lambda m, h, keys: m.sample(m.parameters(h), keys))
   # Perturb every parameter so the flows are far from the identity.
   params = jax.tree.map(lambda p: p + 0.5 * jax.random.normal(jax.random.key(4), p.shape), params)
   post = module.apply(params, h, method=module.parameters)
-  transform = lambda v: module.apply(params, v[None], post, method=module.transform)  # noqa: E731
+  transform = lambda v: module.apply(params, v[None], post.flow,  # noqa: E731
+                                     method=module.transform)
   _, log_det = jax.jit(transform)(z[0])
   with jax.default_matmul_precision("highest"):
     expected = _slogdet(lambda v: transform(v)[0][0], z[0])

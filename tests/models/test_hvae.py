@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from jaxvae import config as config_lib
+from jaxvae.models import build_model
 from jaxvae.models.hvae import HierarchicalVAE
+
+
+def _hvae(data_shape, **section) -> HierarchicalVAE:
+  model = config_lib.model_config("hvae")
+  model.update(section)
+  return build_model(model, data_shape)
 
 LATENT_DIMS = (3, 2, 2)
 
@@ -84,25 +92,37 @@ def _numpy_log_weights(p, x, keys, inference):
 
 @pytest.mark.parametrize("inference", ["top_down", "bottom_up"])
 def test_log_weights_and_layer_kl_match_numpy_float64(inference):
-  model = HierarchicalVAE(data_shape=(5,), latent_dims=LATENT_DIMS, hidden_sizes=(4,),
-                          upper_hidden_sizes=(3,), inference=inference)
+  model = _hvae((5,), latent_dims=LATENT_DIMS, hidden_sizes=(4,), upper_hidden_sizes=(3,),
+                inference=inference)
   rng = np.random.default_rng(0)
   x = (rng.random((2, 5)) < 0.5).astype(np.float32)
   keys = jax.random.split(jax.random.key(1), (2, 2))  # K = 2, B = 2
   params = model.init(jax.random.key(0), x, keys)["params"]
-  terms = jax.jit(lambda p: model.apply({"params": p}, x, keys))(params)
+  terms, layer_kl, zs = jax.jit(lambda p: model.apply({"params": p}, x, keys,
+                                                      method=model.layer_log_weights))(params)
+  # q's density at its own draws, from the draws alone, is the sampler's (what STL and DReG use).
+  np.testing.assert_allclose(model.apply({"params": params}, x, zs,
+                                         method=model.posterior_log_prob),
+                             terms.log_posterior, rtol=1e-5, atol=1e-5)
   expected = _numpy_log_weights(jax.tree.map(lambda a: np.asarray(a, np.float64), params), x, keys,
                                 inference)
   for got, want in zip((terms.log_likelihood, terms.log_prior, terms.log_posterior,
-                        terms.layer_kl), expected):
+                        layer_kl), expected):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-  assert terms.layer_kl.shape == (len(LATENT_DIMS), 2, 2)
+  assert layer_kl.shape == (len(LATENT_DIMS), 2, 2)
+  # `log_weights` gives the same terms, and in training (`metrics` mutable) each layer's mean KL.
+  same, written = model.apply({"params": params}, x, keys, mutable=["metrics"])
+  for got, want in zip(same, terms):
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+  for layer in range(len(LATENT_DIMS)):
+    np.testing.assert_allclose(written["metrics"][f"kl_layer_{layer}"],
+                               np.mean(expected[3][layer]), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("inference", ["top_down", "bottom_up"])
 def test_ancestral_samples_and_reconstructions_have_the_data_shape(inference):
-  model = HierarchicalVAE(data_shape=(4, 4, 1), latent_dims=(3, 2), hidden_sizes=(8,),
-                          upper_hidden_sizes=(4,), inference=inference)
+  model = _hvae((4, 4, 1), latent_dims=(3, 2), hidden_sizes=(8,), upper_hidden_sizes=(4,),
+                inference=inference)
   x = np.full((3, 4, 4, 1), 0.5, np.float32)
   params = model.init(jax.random.key(0), x, jax.random.split(jax.random.key(1), (1, 3)))
   samples = model.apply(params, jax.random.key(2), 5, method=model.sample)

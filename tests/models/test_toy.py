@@ -15,7 +15,7 @@ from jaxvae.models.toy import ToyModel
 from jaxvae.models.toy_plot import COLOURS, save_toy_plot
 from jaxvae.runtime import checkpoint as checkpoint_lib
 from jaxvae.train import loop
-from jaxvae.train.state import abstract_params
+from jaxvae.runtime.trained import abstract_variables
 
 CONFIG = pathlib.Path(__file__).resolve().parents[2] / "configs" / "toy.py"
 
@@ -72,9 +72,9 @@ def test_evaluator_reproduces_the_exact_log_px_and_the_plot(tfds_dir, tmp_path, 
   assert record["num_samples"] == 5_000
 
   model = ToyModel()
-  target = abstract_params(model, (1,), jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+  target = abstract_variables(model, (1,), jax.sharding.SingleDeviceSharding(jax.devices()[0]))
   checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
-  params = checkpoints.restore_params(300, target)
+  params = checkpoints.restore_variables(300, target)["params"]
   checkpoints.close()
   x, _ = toy_arrays(config.data.eval_split)
   exact = np.asarray(model.apply({"params": params}, x, method=model.exact_log_px), np.float64)

@@ -7,8 +7,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxvae import config as config_lib
 from jaxvae import losses
-from jaxvae.models import VAE
+from jaxvae.errors import UserError
+from jaxvae.models import build_model
+
+
+def VAE(data_shape, kind="vae", **section):  # noqa: N802  (the model of a config section)
+  model = config_lib.model_config(kind)
+  model.update(section)
+  return build_model(model, data_shape)
 
 
 def _log_sigmoid(a):
@@ -55,7 +63,7 @@ def test_sample_and_reconstruct_shapes_and_range():
 
 
 def test_conditional_vae_uses_labels_and_samples_each_class():
-  model = VAE(data_shape=(4,), latent_dim=2, hidden_sizes=(8,), num_classes=3)
+  model = VAE(data_shape=(4,), kind="cvae", latent_dim=2, hidden_sizes=(8,), num_classes=3)
   x = jnp.full((2, 4), 1.0)
   keys = jax.random.split(jax.random.key(1), (1, 2))
   params = model.init(jax.random.key(0), x, keys, jnp.zeros(2, jnp.int32))
@@ -67,6 +75,10 @@ def test_conditional_vae_uses_labels_and_samples_each_class():
   np.testing.assert_array_equal(cycled, explicit)
   other = model.apply(params, jax.random.key(2), 6, jnp.zeros(6, jnp.int32), method=model.sample)
   assert not np.allclose(cycled[1:3], other[1:3])
+  with pytest.raises(UserError, match="needs the labels"):  # a conditional VAE needs labels
+    model.apply(params, x, keys)
+  with pytest.raises(UserError, match="needs the labels"):
+    model.apply(params, x, method=model.reconstruct)
 
 
 @pytest.mark.parametrize("image_shape, channels", [((28, 28, 1), (8, 8)), ((32, 32, 3), (4, 4, 8)),

@@ -3,7 +3,6 @@
 """
 
 import os
-import stat
 
 import numpy as np
 import pytest
@@ -80,12 +79,14 @@ CONFIG_CASES = [
     (["--config.data.dequantize=True"], "binarized data are {0, 1}"),
     (["--config.data.num_bits=9"], "'data.num_bits' must be 0 (keep) or 1..8"),
     (["--config.data.crop=-1"], "'data.crop' must be >= 0"),
-    (["--config.model.kind=hvae", "--config.model.latent_dims=(8,)"],
+    (["--config=configs/digits_hvae.py:smoke", "--config.model.latent_dims=(8,)"],
      "needs at least two stochastic layers"),
     (["--config.model.prior=vamp", "--config.model.posterior=iaf"],
      "use model.posterior diag, full_cov or mixture with it"),
-    (["--config.model.kind=toy"], "set data.source='toy'"),
-    (["--config.train.objective=exact_elbo"], "use it exactly when model.kind='toy'"),
+    # Another kind's section comes from its config file (or jaxvae.config.model_config).
+    (["--config.model.kind=toy"], "config.model = jaxvae.config.model_config(KIND)"),
+    (["--config=configs/toy.py:smoke", "--config.data.source=embedded"], "set data.source='toy'"),
+    (["--config.train.objective=exact_elbo"], "capability EXACT_ELBO"),
     (["--config.model.likelihood=discretized_logistic", "--config.data.binarize=none",
       "--config.data.num_bits=5", "--config.model.num_bits=8"],
      "the likelihood's pixel levels must be the data's"),
@@ -99,10 +100,10 @@ CONFIG_CASES = [
 
 @pytest.mark.parametrize("flags, message", CONFIG_CASES, ids=lambda v: str(v)[:40])
 def test_bad_config(flags, message, tmp_path, capsys, tfds_dir):
-  args = ["train", f"--workdir={tmp_path / 'run'}", f"--config.data.data_dir={tfds_dir}"]
-  if not any(f.startswith("--config=") for f in flags):
-    args.insert(1, SMOKE)
-  _expect_error(capsys, args + flags, message)
+  config_file = [f for f in flags if f.startswith("--config=")] or [SMOKE]
+  args = ["train", *config_file, f"--workdir={tmp_path / 'run'}",
+          f"--config.data.data_dir={tfds_dir}"]
+  _expect_error(capsys, args + [f for f in flags if not f.startswith("--config=")], message)
   assert not (tmp_path / "run").exists()
 
 

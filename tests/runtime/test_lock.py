@@ -13,7 +13,8 @@ import pytest
 
 from jaxvae.errors import UserError
 from jaxvae.runtime import lock as lock_lib
-from jaxvae.train import Checkpoints, train_and_evaluate
+from jaxvae.runtime.checkpoint import Checkpoints
+from jaxvae.train import train_and_evaluate
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -12,9 +12,10 @@ import pytest
 from jaxvae.errors import UserError
 from jaxvae.models import build_model
 from jaxvae.runtime import distributed
-from jaxvae.runtime.checkpoint import Checkpoints, train_and_evaluate
+from jaxvae.runtime.checkpoint import Checkpoints
+from jaxvae.runtime.trained import abstract_variables
+from jaxvae.train import train_and_evaluate
 from jaxvae.runtime import mesh as mesh_lib
-from jaxvae.train import state as state_lib
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, _ROOT)  # launch/ is a directory of scripts next to the package.
@@ -25,8 +26,8 @@ from launch import local as local_launcher  # noqa: E402
 def _final_params(workdir, config):
   model = build_model(config.model, (8, 8, 1))
   reader = Checkpoints(workdir, read_only=True)
-  return reader.restore_params(reader.resolve_step(), state_lib.abstract_params(
-      model, (8, 8, 1), mesh_lib.replicated(mesh_lib.make_mesh())))
+  return reader.restore_variables(reader.resolve_step(), abstract_variables(
+      model, (8, 8, 1), mesh_lib.replicated(mesh_lib.make_mesh())))["params"]
 
 
 def test_two_processes_of_two_devices_equal_one_process_of_four(tmp_path, smoke_config, capsys):

@@ -9,15 +9,24 @@ import pytest
 
 from jaxvae import losses
 from jaxvae.errors import UserError
-from jaxvae.models import VAE
+from jaxvae import config as config_lib
+from jaxvae.models import build_model
 from jaxvae.runtime.checkpoint import Checkpoints
 from jaxvae.train import make_optimizer, train_and_evaluate
 from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.train import state as state_lib
+from jaxvae.runtime.trained import abstract_variables, init_variables
+
+
+def _vae(data_shape, **section):
+  """A VAE built from its config section (`model.kind='vae'` with `section`'s values)."""
+  model = config_lib.model_config("vae")
+  model.update(section)
+  return build_model(model, data_shape)
 
 
 def _setup(smoke_config):
-  model = VAE(data_shape=(8, 8, 1), latent_dim=4, hidden_sizes=(16,))
+  model = _vae(data_shape=(8, 8, 1), latent_dim=4, hidden_sizes=(16,))
   optimizer, schedule = make_optimizer(smoke_config.train)
   state = state_lib.init_state(model, optimizer, (8, 8, 1), jax.random.key(0))
   return model, optimizer, schedule, state
@@ -53,11 +62,11 @@ def test_checkpoint_round_trip(tmp_path, smoke_config):
   assert restored.params["encoder"]["Dense_0"]["kernel"].sharding == mesh_lib.replicated(mesh)
   reader = Checkpoints(str(tmp_path), read_only=True)
   assert reader.resolve_step() == 7
-  params = reader.restore_params(7, state.params)
+  params = reader.restore_variables(7, {"params": state.params})["params"]
   jax.tree.map(np.testing.assert_array_equal, params, state.params)
-  other = VAE(data_shape=(8, 8, 1), latent_dim=5, hidden_sizes=(16,))
+  other = _vae(data_shape=(8, 8, 1), latent_dim=5, hidden_sizes=(16,))
   with pytest.raises(UserError, match="does not fit this model"):
-    reader.restore_params(7, state_lib.init_params(other, (8, 8, 1), jax.random.key(0)))
+    reader.restore_variables(7, init_variables(other, (8, 8, 1), jax.random.key(0)))
   with pytest.raises(UserError, match="no checkpoint for step 3"):
     reader.resolve_step(3)
 
@@ -68,8 +77,8 @@ def _final_params(workdir, config):
 
   model = build_model(config.model, load_split(config.data, "train").image_shape)
   reader = Checkpoints(workdir, read_only=True)
-  return reader.restore_params(reader.resolve_step(), state_lib.abstract_params(
-      model, (8, 8, 1), mesh_lib.replicated(mesh_lib.make_mesh())))
+  return reader.restore_variables(reader.resolve_step(), abstract_variables(
+      model, (8, 8, 1), mesh_lib.replicated(mesh_lib.make_mesh())))["params"]
 
 
 def test_eight_devices_give_the_parameters_of_one(tmp_path, smoke_config):

@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxvae.config import get_config
 from jaxvae.eval.sample import sample_to_png
 from jaxvae.models.code_prior import CausalTransformer
 from jaxvae.runtime import checkpoint as checkpoint_lib
@@ -81,15 +80,15 @@ def _smoke(name, tfds_dir, workdir, **model):
 
 
 def _evaluate(workdir):
-  """The run's evaluator, its final parameters and their per-example results on the test split."""
+  """The run's evaluator, its final variables and their per-example results on the test split."""
   from jaxvae.config import load_config
   from jaxvae.eval.log_likelihood import Evaluator
 
   evaluator = Evaluator(load_config(os.path.join(workdir, "config.json")))
   checkpoints = checkpoint_lib.Checkpoints(workdir, read_only=True)
-  params = evaluator.restore(checkpoints, checkpoints.resolve_step())
+  variables = evaluator.restore(checkpoints, checkpoints.resolve_step())
   checkpoints.close()
-  return evaluator, params, evaluator.run(params)
+  return evaluator, variables, evaluator.run(variables)
 
 
 def test_two_stages_train_evaluate_and_sample(tfds_dir, tmp_path):
@@ -102,22 +101,22 @@ def test_two_stages_train_evaluate_and_sample(tfds_dir, tmp_path):
   config, second = _smoke("digits_vq_prior", tfds_dir, prior_dir, first_stage_workdir=first_dir)
   assert second["step"] == 4 and second["num_samples"] == 1
 
-  evaluator, params, results = _evaluate(prior_dir)
+  evaluator, variables, results = _evaluate(prior_dir)
   np.testing.assert_allclose(results["log_px"].mean(), second["log_px"], rtol=1e-6)
   np.testing.assert_allclose(results["log_px"], results["elbo"])  # K=1: both are the bound
   # The bound by hand: the frozen stage's log p(x | z_q) + the prior's log p(codes).
   model, stage = evaluator.model, evaluator.model.stage
   x = jnp.asarray(next(data_lib.eval_batches(config, evaluator.data, 64))["image"])
-  codes = stage.model.apply({"params": stage.params}, x, method=stage.model.encode)
-  log_px_given_z = stage.model.apply({"params": stage.params}, x, codes,
-                                     method=stage.model.log_likelihood)
-  log_prior = model.apply({"params": params}, codes.reshape(64, -1),
+  codes = stage.model.apply(stage.variables, x, method=stage.model.encode)
+  log_px_given_z = stage.model.apply(stage.variables, x, codes, method=stage.model.log_likelihood)
+  log_prior = model.apply(variables, codes.reshape(64, -1),
                           method=lambda m, c: m.prior.log_prob(c))
   np.testing.assert_allclose(results["log_px"][:64, 0], log_px_given_z + log_prior, rtol=1e-5)
-  # The frozen stage is the first run's final checkpoint.
+  # The frozen stage is the first run's final checkpoint: its parameters and codebook state.
   reader = checkpoint_lib.Checkpoints(first_dir, read_only=True)
-  first_params = reader.restore_params(4, jax.tree.map(jnp.asarray, stage.params))
+  first = reader.restore_variables(4, jax.tree.map(jnp.asarray, stage.variables))
   reader.close()
-  jax.tree.map(np.testing.assert_array_equal, first_params, stage.params)
+  assert set(first) == {"params", "codebook"}
+  jax.tree.map(np.testing.assert_array_equal, first, stage.variables)
   png = sample_to_png(prior_dir, 16, str(tmp_path / "samples.png"))
   assert os.path.getsize(png) > 0

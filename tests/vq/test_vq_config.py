@@ -4,16 +4,36 @@ import os
 
 import pytest
 
+import jax
+
 from jaxvae import config as config_lib
 from jaxvae.errors import UserError
-from jaxvae.models.code_prior import load_first_stage
+from jaxvae.runtime.checkpoint import Checkpoints
+from jaxvae.runtime.trained import build_model
+from jaxvae.train import state as state_lib
 
 
-def _vq(**model):
-  config = config_lib.get_config()
-  config.model.kind = "vqvae"
+def _vq(kind="vqvae", **model):
+  config = config_lib.get_config(model=kind)
   config.model.update(model)
   return config
+
+
+def _load_first_stage(workdir, shape):
+  """The code prior over the first stage in `workdir`, for data of `shape`."""
+  section = config_lib.model_config("vq_prior")
+  section.first_stage_workdir = workdir
+  return build_model(section, shape)
+
+
+def _save_initial_checkpoint(config, workdir):
+  """A step-0 checkpoint of `config`'s model, as a trained run's workdir holds."""
+  model = build_model(config.model, (8, 8, 1))
+  optimizer, _ = state_lib.make_optimizer(config.train)
+  checkpoints = Checkpoints(workdir)
+  checkpoints.save(0, state_lib.init_state(model, optimizer, (8, 8, 1), jax.random.key(0)))
+  checkpoints.wait()
+  checkpoints.close()
 
 
 @pytest.mark.parametrize("model, train, message", [
@@ -22,9 +42,9 @@ def _vq(**model):
     ({"codebook_init": "zeros"}, {}, "model.codebook_init"),
     ({"num_codes": 0}, {}, "model.num_codes"),
     ({"codebook_decay": 1.0}, {}, "model.codebook_decay"),
-    ({"code_prior_width": 30, "code_prior_heads": 4}, {}, "divisible"),
-    ({}, {"accumulate_steps": 2}, "train.accumulate_steps=1"),
+    ({"kind": "vq_prior", "code_prior_width": 30, "code_prior_heads": 4}, {}, "divisible"),
     ({"kind": "vq_prior"}, {}, "model.first_stage_workdir"),
+    ({"latent_dim": 8}, {}, "unknown config key 'model.latent_dim'"),  # now model.code_dim
     ({"codebook_chunk_size": 48}, {}, "model.codebook_chunk_size"),
 ])
 def test_bad_vq_configs_name_the_key(model, train, message):
@@ -39,20 +59,32 @@ def test_a_loss_codebook_without_init_and_restarts_is_valid():
                           restart_dead_codes=False))
 
 
+def test_gradient_accumulation_is_valid_for_vq_models():
+  """The codebook state threads through the micro-batches (tests/vq/test_vq_model.py trains it)."""
+  config = _vq()
+  config.train.accumulate_steps = 2
+  config_lib.validate(config)
+
+
 def test_first_stage_must_be_a_trained_vqvae_on_the_same_data(tmp_path, tfds_dir):
   workdir = str(tmp_path / "run")
   os.makedirs(workdir)
-  vae = config_lib.get_config()
+  vae = config_lib.get_config("smoke")
   vae.data.data_dir = tfds_dir
   config_lib.save_config(vae, os.path.join(workdir, "config.json"))
+  _save_initial_checkpoint(vae, workdir)
   with pytest.raises(UserError, match="'vqvae' run"):
-    load_first_stage(workdir, (8, 8, 1))
+    _load_first_stage(workdir, (8, 8, 1))
+  workdir = str(tmp_path / "vq")
+  os.makedirs(workdir)
   vq = _vq()
   vq.data.data_dir = tfds_dir
   config_lib.save_config(vq, os.path.join(workdir, "config.json"))
-  with pytest.raises(UserError, match=r"shape \(8, 8, 1\), these are \(16, 16, 1\)"):
-    load_first_stage(workdir, (16, 16, 1))
   with pytest.raises(UserError, match="no checkpoint"):
-    load_first_stage(workdir, (8, 8, 1))
+    _load_first_stage(workdir, (8, 8, 1))
+  _save_initial_checkpoint(vq, workdir)
+  with pytest.raises(UserError, match=r"shape \(8, 8, 1\), these are \(16, 16, 1\)"):
+    _load_first_stage(workdir, (16, 16, 1))
+  assert _load_first_stage(workdir, (8, 8, 1)).data_shape == (8, 8, 1)
   with pytest.raises(UserError, match="cannot read the run's config"):
-    load_first_stage(str(tmp_path / "missing"), (8, 8, 1))
+    _load_first_stage(str(tmp_path / "missing"), (8, 8, 1))

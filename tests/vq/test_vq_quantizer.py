@@ -38,10 +38,10 @@ def test_chunked_search_breaks_ties_towards_the_lowest_code():
 def test_cosine_codes_are_the_most_similar_direction():
   z = _rng.normal(size=(1, 50, D)).astype(np.float32)
   codebook = _rng.normal(size=(N, D)).astype(np.float32)
-  module = vq.VectorQuantizer(N, D, cosine=True, codebook_init="random")
-  params = module.init(jax.random.key(0), z, jax.random.key(1))["params"]
-  params["codebook"] = codebook
-  _, codes, _ = jax.jit(module.apply)({"params": params}, z, jax.random.key(1))
+  module = vq.VectorQuantizer(N, D, cosine_codes=True, codebook_init="random")
+  state = module.init(jax.random.key(0), z, jax.random.key(1))[vq.CODEBOOK]
+  state["codebook"] = codebook
+  _, codes, _ = jax.jit(module.apply)({vq.CODEBOOK: state}, z, jax.random.key(1))
   cosine = (z[0] @ codebook.T) / np.linalg.norm(codebook, axis=-1)
   np.testing.assert_array_equal(codes[0], np.argmax(cosine, -1))
 
@@ -88,15 +88,23 @@ def test_perplexity_matches_numpy():
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _trained_step(module, params, z, key):
-  """One training call: `(codes, param_updates, metrics)`."""
-  (_, codes, _), written = module.apply({"params": params}, z, key,
-                                        mutable=["param_updates", "metrics"])
-  return codes, written["param_updates"], written["metrics"]
+def _trained_step(module, state, z, key):
+  """One training call (the `codebook` collection mutable) on the codebook state `state`:
+  `(codes, new codebook state, metrics)`."""
+  (_, codes, _), written = module.apply({vq.CODEBOOK: state}, z, key,
+                                        mutable=[vq.CODEBOOK, "metrics"])
+  return codes, written[vq.CODEBOOK], written["metrics"]
+
+
+def _init(module, z):
+  """The codebook state at init: the EMA codebook and its statistics, no parameters."""
+  variables = module.init(jax.random.key(0), z, jax.random.key(1))
+  assert "params" not in variables  # with EMA updates nothing is trained by gradient
+  return dict(variables[vq.CODEBOOK])
 
 
 def _state(module, z):
-  params = module.init(jax.random.key(0), z, jax.random.key(1))["params"]
+  params = _init(module, z)
   params = dict(params, codebook=_rng.normal(size=(N, D)).astype(np.float32),
                 ema_count=np.ones(N, np.float32), initialized=np.float32(1.0))
   params["ema_sum"] = params["codebook"].copy()
@@ -104,7 +112,7 @@ def _state(module, z):
 
 
 def test_restart_reseeds_exactly_the_dead_codes_from_encoder_outputs():
-  module = vq.VectorQuantizer(N, D, dead_code_steps=5, restart=True)
+  module = vq.VectorQuantizer(N, D, dead_code_steps=5, restart_dead_codes=True)
   z = _rng.normal(size=(2, 30, D)).astype(np.float32)
   params = _state(module, z)
   params["codebook"][8:] += 100.0  # never chosen
@@ -114,7 +122,7 @@ def test_restart_reseeds_exactly_the_dead_codes_from_encoder_outputs():
   assert np.all(np.asarray(codes) < 8)
   dead = np.arange(N) >= 8
   dead[12:] = False
-  no_restart = vq.VectorQuantizer(N, D, dead_code_steps=5, restart=False)
+  no_restart = vq.VectorQuantizer(N, D, dead_code_steps=5, restart_dead_codes=False)
   _, plain, _ = _trained_step(no_restart, params, z, jax.random.key(3))
   codebook = np.asarray(updates["codebook"])
   np.testing.assert_array_equal(codebook[~dead], plain["codebook"][~dead])
@@ -138,8 +146,9 @@ def test_first_training_batch_initializes_the_codebook():
   z = _rng.normal(size=(2, 40, D)).astype(np.float32)
   rows = z.reshape(-1, D)
   for init in ("sample", "kmeans"):
-    module = vq.VectorQuantizer(N, D, codebook_init=init, restart=False, decay=0.5, epsilon=1e-9)
-    params = module.init(jax.random.key(0), z, jax.random.key(1))["params"]
+    module = vq.VectorQuantizer(N, D, codebook_init=init, restart_dead_codes=False,
+                                codebook_decay=0.5, codebook_epsilon=1e-9)
+    params = _init(module, z)
     key = jax.random.key(5)
     codes, updates, _ = _trained_step(module, params, z, key)
     start = vq.sample_rows(jax.random.split(key)[0], jnp.asarray(rows), N)
@@ -156,9 +165,10 @@ def test_first_training_batch_initializes_the_codebook():
 
 def test_statistics_on_8_devices_equal_those_on_1_device():
   assert jax.device_count() == 8
-  module = vq.VectorQuantizer(N, D, dead_code_steps=2, restart=True, codebook_init="kmeans")
+  module = vq.VectorQuantizer(N, D, dead_code_steps=2, restart_dead_codes=True,
+                              codebook_init="kmeans")
   z = _rng.normal(size=(16, 12, D)).astype(np.float32)
-  params = module.init(jax.random.key(0), z, jax.random.key(1))["params"]
+  params = _init(module, z)
   step = functools.partial(_trained_step, module)
   sharded = jax.device_put(z, mesh_lib.batch_sharding(mesh_lib.make_mesh()))  # the trainer's
   one = jax.device_put(z, jax.devices()[0])
