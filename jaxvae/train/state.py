@@ -179,6 +179,42 @@ def _estimator(model, variables, images, labels, keys, log_weights, latents,
   return decoder + encoder - jax.lax.stop_gradient(encoder)
 
 
+def loss_and_metrics(params: Any, model_state: dict, images: jax.Array, labels: jax.Array | None,
+                     keys: jax.Array, *, model: nn.Module, options: StepOptions,
+                     beta: jax.Array | float) -> tuple[jax.Array, tuple[dict, dict]]:
+  """The training loss `[]` of one batch for `keys [K, B]` (see `train_step`), and `(metrics, new
+  model state)`; its gradient w.r.t. `params` is the objective's estimator."""
+  compute_dtype = jnp.dtype(options.compute_dtype)
+  if compute_dtype != jnp.float32:  # Low-precision compute, float32 master params and loss.
+    params, images = jax.tree.map(lambda a: a.astype(compute_dtype), (params, images))
+  variables = {"params": params, **model_state}
+  objective = options.objective
+  if objective in SPLIT_OBJECTIVES:  # The generative parameters' pass: q's held fixed.
+    variables = {**variables, "params": split_parameters(model, params)[1]}
+  forward = model.log_weights_and_latents if objective == "elbo_stl" else model.log_weights
+  out, written = model.apply(variables, images, keys, labels, method=forward,
+                             mutable=[*model_state, METRICS, LOSSES])
+  log_weights, latents = out if objective == "elbo_stl" else (out, None)
+  log_weights = jax.tree.map(lambda a: a.astype(jnp.float32), log_weights)
+  if objective == "elbo":
+    loss = -jnp.mean(losses.elbo_kl_form(log_weights.log_likelihood,
+                                         jnp.mean(log_weights.kl, axis=0), beta))
+  elif objective == "exact_elbo":  # By enumeration over a discrete z (the 1-D toy).
+    loss = -jnp.mean(model.apply(variables, images, labels, method=model.exact_elbo))
+  else:
+    loss = -jnp.mean(_estimator(model, {"params": params, **model_state}, images, labels, keys,
+                                log_weights, latents, options))
+  metrics = {"elbo": jnp.mean(losses.elbo(log_weights.values)), "kl": jnp.mean(log_weights.kl),
+             "log_likelihood": jnp.mean(log_weights.log_likelihood)}
+  for name, terms in written.get(LOSSES, {}).items():  # Training-only terms, e.g. commitment.
+    metrics[name] = jnp.mean(terms.astype(jnp.float32))
+    loss += metrics[name]
+  metrics["loss"] = loss
+  for path, value in traverse_util.flatten_dict(dict(written.get(METRICS, {}))).items():
+    metrics["_".join(path)] = value.astype(jnp.float32)
+  return loss, (metrics, {name: written[name] for name in model_state})
+
+
 def train_step(state: TrainState, batch: dict, *, model: nn.Module,
                optimizer: optax.GradientTransformation, schedule: optax.Schedule,
                options: StepOptions) -> tuple[TrainState, dict]:
@@ -197,39 +233,9 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
   keys = jax.random.split(jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step),
                           (options.num_groups * options.num_samples, images.shape[0]))
   beta = losses.kl_warmup_beta(state.step, options.kl_warmup_steps, options.beta)
-  compute_dtype = jnp.dtype(options.compute_dtype)
 
-  def loss_fn(params, model_state, images, labels, keys):
-    if compute_dtype != jnp.float32:  # Low-precision compute, float32 master params and loss.
-      params, images = jax.tree.map(lambda a: a.astype(compute_dtype), (params, images))
-    variables = {"params": params, **model_state}
-    objective = options.objective
-    if objective in SPLIT_OBJECTIVES:  # The generative parameters' pass: q's held fixed.
-      variables = {**variables, "params": split_parameters(model, params)[1]}
-    forward = model.log_weights_and_latents if objective == "elbo_stl" else model.log_weights
-    out, written = model.apply(variables, images, keys, labels, method=forward,
-                               mutable=[*model_state, METRICS, LOSSES])
-    log_weights, latents = out if objective == "elbo_stl" else (out, None)
-    log_weights = jax.tree.map(lambda a: a.astype(jnp.float32), log_weights)
-    if objective == "elbo":
-      loss = -jnp.mean(losses.elbo_kl_form(log_weights.log_likelihood,
-                                           jnp.mean(log_weights.kl, axis=0), beta))
-    elif objective == "exact_elbo":  # By enumeration over a discrete z (the 1-D toy).
-      loss = -jnp.mean(model.apply(variables, images, labels, method=model.exact_elbo))
-    else:
-      loss = -jnp.mean(_estimator(model, {"params": params, **model_state}, images, labels, keys,
-                                  log_weights, latents, options))
-    metrics = {"elbo": jnp.mean(losses.elbo(log_weights.values)), "kl": jnp.mean(log_weights.kl),
-               "log_likelihood": jnp.mean(log_weights.log_likelihood)}
-    for name, terms in written.get(LOSSES, {}).items():  # Training-only terms, e.g. commitment.
-      metrics[name] = jnp.mean(terms.astype(jnp.float32))
-      loss += metrics[name]
-    metrics["loss"] = loss
-    for path, value in traverse_util.flatten_dict(dict(written.get(METRICS, {}))).items():
-      metrics["_".join(path)] = value.astype(jnp.float32)
-    return loss, (metrics, {name: written[name] for name in model_state})
-
-  grad_fn = jax.grad(loss_fn, has_aux=True)
+  grad_fn = jax.grad(functools.partial(loss_and_metrics, model=model, options=options,
+                                       beta=beta), has_aux=True)
   labels = batch.get("label")
   if options.accumulate_steps == 1:
     grads, (metrics, model_state) = grad_fn(state.params, state.model_state, images, labels, keys)
