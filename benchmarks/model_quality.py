@@ -52,12 +52,20 @@ def _config(overrides: dict, num_steps: int, num_samples: int):
 
 
 def run(quick: bool) -> tuple[str, dict]:
-  from jaxvae.train import train_and_evaluate
-
   num_steps, num_samples = (20, 10) if quick else (4_000, 5_000)
   families, seeds = (FAMILIES[:2], SEEDS[:1]) if quick else (FAMILIES, SEEDS)
+  record = train_families(families, seeds, num_steps, num_samples)
+  return _markdown(record, quick), record
+
+
+def train_families(families: list[tuple[str, dict]], seeds, num_steps: int,
+                   num_samples: int) -> dict:
+  """Trains each family once per seed and evaluates it at K = `num_samples`: the record that
+  `table` draws (families in order, the baseline first)."""
+  from jaxvae.train import train_and_evaluate
+
   record = {"num_steps": num_steps, "num_samples": num_samples, "seeds": list(seeds),
-            "families": []}  # In table order, the baseline first.
+            "families": []}
   with tempfile.TemporaryDirectory() as root:
     for i, (name, overrides) in enumerate(families):
       runs = []
@@ -76,12 +84,12 @@ def run(quick: bool) -> tuple[str, dict]:
           "name": name,
           "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
           "runs": runs})
-  return _markdown(record, quick), record
+  return record
 
 
-def _markdown(record: dict, quick: bool) -> str:
-  """The table: per family the mean +- standard deviation over seeds, and in how many seeds it
-  beats the baseline (first family) trained with the same seed."""
+def table(record: dict) -> list[str]:
+  """The table's lines: per family the mean +- standard deviation over seeds, and in how many
+  seeds it beats the baseline (first family) trained with the same seed; then the findings."""
   families = record["families"]
   base_runs = families[0]["runs"]
   seeds = record["seeds"]
@@ -99,7 +107,14 @@ def _markdown(record: dict, quick: bool) -> str:
                 + ("- | - |" if runs is base_runs else
                    f"{_wins(runs, base_runs, 'log_px', 1)}/{len(runs)} | "
                    f"{_wins(runs, base_runs, 'gap', -1)}/{len(runs)} |"))
-  first = base_runs[0]
+  return ["| model | config changes | test log p(x) | test ELBO | gap | gap per seed | "
+          "log p(x) above the first row's | gap below the first row's |",
+          "| --- | --- | --- | --- | --- | --- | --- | --- |",
+          *rows, "", *_findings(families, len(seeds))]
+
+
+def _markdown(record: dict, quick: bool) -> str:
+  first, seeds = record["families"][0]["runs"][0], record["seeds"]
   return "\n".join([
       "## Model quality on the embedded digits",
       "",
@@ -119,12 +134,7 @@ def _markdown(record: dict, quick: bool) -> str:
       f".venv/bin/python -m benchmarks.model_quality{' --quick' if quick else ''}",
       "```",
       "",
-      "| model | config changes | test log p(x) | test ELBO | gap | gap per seed | "
-      "log p(x) above the VAE's | gap below the VAE's |",
-      "| --- | --- | --- | --- | --- | --- | --- | --- |",
-      *rows,
-      "",
-      *_findings(families, len(seeds)),
+      *table(record),
   ])
 
 

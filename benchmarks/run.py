@@ -25,6 +25,7 @@ BENCHMARKS = {
     "input_pipeline": "benchmarks.data_throughput",
     "scaling": "benchmarks.scaling",
     "model_quality": "benchmarks.model_quality",
+    "gradient_estimators": "benchmarks.gradient_estimators",
     "vq_quality": "benchmarks.vq_quality",
     "vq_throughput": "benchmarks.vq_throughput",
 }

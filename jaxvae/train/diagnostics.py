@@ -57,3 +57,22 @@ def gradient_snr(model, variables: dict, batch: dict, options: StepOptions, key:
     snr = np.concatenate([per_parameter_snr(g).ravel() for g in jax.tree.leaves(tree)])
     summary["encoder" if group in inference else "decoder"][group] = float(np.mean(snr))
   return summary
+
+
+def snr_against_k(model, variables: dict, batch: dict, objectives: dict[str, str],
+                  ks: tuple[int, ...], key: jax.Array, num_draws: int) -> dict:
+  """Rainforth et al.'s (2018) figure as numbers: for each `{label: objective}` and K in `ks`, the
+  encoder's and the decoder's SNR (means over their parameter groups of `gradient_snr`).
+
+  Returns `{label: {'K': [...], 'encoder': [...], 'decoder': [...]}}`, lists aligned with `ks`.
+  """
+  curves = {}
+  for label, objective in objectives.items():
+    curve = {"K": list(ks), "encoder": [], "decoder": []}
+    for k in ks:
+      options = StepOptions(objective=objective, num_samples=k)
+      snr = gradient_snr(model, variables, batch, options, key, num_draws)
+      for part in ("encoder", "decoder"):
+        curve[part].append(float(np.mean(list(snr[part].values()))) if snr[part] else float("nan"))
+    curves[label] = curve
+  return curves

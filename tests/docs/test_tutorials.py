@@ -90,3 +90,13 @@ def test_custom_model(tmp_path):
   assert n["bit_exact"] and 0 < n["killed_at"] < n["steps"]
   assert n["user_lines"] <= 65
   assert f"K={n['k']}" in text and "bit-for-bit equal" in text
+
+
+def test_gradient_estimators(tmp_path):
+  """IWAE's encoder SNR falls with K; DReG's stays above it; K = 1 IWAE is the ELBO."""
+  n = build.build_tutorial("gradient_estimators", str(tmp_path), tiny=True)
+  text = _page(tmp_path, "gradient_estimators")
+  iwae, dreg = n["curves"]["IWAE"]["encoder"], n["curves"]["IWAE-DReG"]["encoder"]
+  assert iwae[-1] < iwae[0] and all(d > i for d, i in zip(dreg, iwae))
+  assert abs(n["curves"]["ELBO (K samples)"]["encoder"][0] - iwae[0]) < 1e-5 * iwae[0]
+  assert f"{iwae[-1]:.3f}" in text
