@@ -69,7 +69,7 @@ CONFIG_CASES = [
     (["--config.model.latent_dim=0"], "'model.latent_dim' must be positive"),
     (["--config.train.batch_size=-4"], "'train.batch_size' must be positive"),
     (["--config.train.batch_size=12"], "divisible by the number of devices (8)"),
-    (["--config.eval.batch_size=12"], "eval.batch_size=12 must be divisible"),
+    (["--config.train.num_groups=2"], "above 1 only with train.objective 'miwae' or 'piwae'"),
     (["--config.train.objective=maximum"], "choose one of elbo, iwae"),
     (["--config.data.source=s3"], "'data.source' is 's3'"),
     (["--config.data.binarize=sometimes"], "'data.binarize' is 'sometimes'"),

@@ -57,7 +57,7 @@ def test_inf_batch_and_exploding_gradient_are_skipped_counted_and_reported(
   assert [(m["skipped_in_interval"], m["skipped_updates"]) for m in metrics] == [(1, 1), (1, 2)]
   assert all(np.isfinite(m["loss"]) and m["grad_norm"] < train.skip_grad_norm for m in metrics)
   out = capsys.readouterr().out
-  assert "step 5: " in out and "skipped 1" in out and "skipped 2" in out
+  assert "step 5/10: " in out and "skipped 1" in out and "skipped 2" in out
 
 
 def test_a_diverging_learning_rate_stops_cleanly_with_the_last_checkpoint_intact(
