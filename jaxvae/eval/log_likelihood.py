@@ -108,7 +108,9 @@ class Evaluator:
 
     def log_weights(keys, posterior=None):
       extra = () if posterior is None else (posterior,)
-      return model.apply(variables, x, keys, labels, *extra, method=model.log_weights).values
+      terms = model.apply(variables, x, keys, labels, *extra, method=model.log_weights)
+      interface.check_log_weights(model, terms, keys)
+      return terms.values
 
     log_px, elbo = losses.chunked_iwae_bound(log_weights, example_keys, self.num_samples,
                                              cfg.chunk_size)

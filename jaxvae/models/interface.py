@@ -21,6 +21,7 @@ Variables live in collections:
 import enum
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+import chex
 import jax
 
 from jaxvae.errors import UserError
@@ -189,6 +190,16 @@ def capabilities(model) -> frozenset[Capability]:
 def has(model, capability: Capability) -> bool:
   """Whether `model` declares `capability`."""
   return capability in capabilities(model)
+
+
+def check_log_weights(model, log_weights: LogWeights, keys: jax.Array) -> None:
+  """Raises `UserError` unless `log_weights`' three fields are `[K, B]` like `keys` (shapes are
+  static: free under `jit`)."""
+  try:
+    chex.assert_shape(list(log_weights), tuple(keys.shape))
+  except AssertionError as e:
+    raise UserError(f"{type(model).__name__}.log_weights must return LogWeights of [K, B] = "
+                    f"{tuple(keys.shape)} arrays (one per key): {str(e).splitlines()[0]}") from None
 
 
 def labels_for(model, labels: jax.Array | None) -> jax.Array | None:

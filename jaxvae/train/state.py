@@ -30,6 +30,7 @@ import optax
 
 from jaxvae import losses
 from jaxvae.losses import estimators
+from jaxvae.models import interface
 from jaxvae.models.interface import LOSSES, METRICS
 from jaxvae.runtime.trained import init_variables, split_variables
 
@@ -195,6 +196,7 @@ def loss_and_metrics(params: Any, model_state: dict, images: jax.Array, labels: 
   out, written = model.apply(variables, images, keys, labels, method=forward,
                              mutable=[*model_state, METRICS, LOSSES])
   log_weights, latents = out if objective == "elbo_stl" else (out, None)
+  interface.check_log_weights(model, log_weights, keys)
   log_weights = jax.tree.map(lambda a: a.astype(jnp.float32), log_weights)
   if objective == "elbo":
     loss = -jnp.mean(losses.elbo_kl_form(log_weights.log_likelihood,
