@@ -271,8 +271,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   state = checkpoints.restore_latest(jax.eval_shape(init(model), key))  # Damaged steps set aside.
   start_step = checkpoints.latest_step() or 0
   if state is None:  # A fresh run: only here do data-dependent initializations matter.
-    fresh = given or trained_lib.build_model(config.model, data.image_shape,
-                                 pixel_mean=lambda: data_lib.mean_image(config.data, data))
+    fresh = given or trained_lib.build_model(
+        config.model, data.image_shape, pixel_mean=lambda: data_lib.mean_image(config.data, data))
     state = init(fresh)(key)
   else:
     print(f"Resuming from step {start_step} in {checkpoints.directory}", flush=True)
