@@ -1,6 +1,7 @@
 """Test setup: 8 forced CPU devices (set before JAX is imported) and a private tfds data dir."""
 
 import os
+import sys
 
 import chex
 
@@ -24,3 +25,22 @@ def smoke_config(tfds_dir):
   config = get_config("smoke")
   config.data.data_dir = tfds_dir
   return config
+
+
+@pytest.fixture
+def long_trainer(tfds_dir):
+  """`(command, env)` of `jaxvae train` of the smoke config on `workdir` for a million steps, one
+  per call, logging every 5, saving every `checkpoint_every`: a trainer to signal or kill."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+  def make(workdir: str, checkpoint_every: int):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
+               JAX_PLATFORMS="cpu", PYTHONPATH=root)
+    command = [sys.executable, "-m", "jaxvae.cli", "train", f"--workdir={workdir}",
+               "--config=" + os.path.join(root, "jaxvae", "config.py") + ":smoke",
+               f"--config.data.data_dir={tfds_dir}", "--config.train.num_steps=1000000",
+               f"--config.train.checkpoint_every={checkpoint_every}",
+               "--config.train.log_every=5", "--config.train.steps_per_call=1"]
+    return command, env
+
+  return make

@@ -79,15 +79,10 @@ def test_only_process_zero_takes_the_lock(tmp_path, monkeypatch):
   assert not (tmp_path / lock_lib.LOCK_NAME).exists()
 
 
-def test_a_second_trainer_refuses_and_a_killed_ones_lock_is_taken_over(tmp_path, smoke_config):
+def test_a_second_trainer_refuses_and_a_killed_ones_lock_is_taken_over(tmp_path, smoke_config,
+                                                                      long_trainer):
   workdir = str(tmp_path / "run")
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
-             JAX_PLATFORMS="cpu", PYTHONPATH=_ROOT)
-  command = [sys.executable, "-m", "jaxvae.cli", "train", f"--workdir={workdir}",
-             "--config=" + os.path.join(_ROOT, "jaxvae", "config.py") + ":smoke",
-             f"--config.data.data_dir={smoke_config.data.data_dir}",
-             "--config.train.num_steps=1000000", "--config.train.checkpoint_every=10",
-             "--config.train.log_every=5", "--config.train.steps_per_call=1"]
+  command, env = long_trainer(workdir, 10)
   first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True)
   try:

@@ -4,7 +4,6 @@ and a clean stop with a checkpoint on SIGTERM."""
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import jax
@@ -21,7 +20,6 @@ from jaxvae.train import state as state_lib
 from jaxvae.runtime.metrics import read_jsonl
 
 _SHAPE = (8, 8, 1)
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _vae(data_shape, **section):
@@ -114,15 +112,9 @@ def test_a_nan_batch_is_skipped_and_too_many_in_a_row_stop_the_run(tmp_path, smo
     (signal.SIGTERM, "Preempted (SIGTERM) at step {step}: saved a checkpoint in"),
     (signal.SIGINT, "Interrupted (Ctrl-C) at step {step}, saved in")])
 def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_exits_cleanly_then_training_resumes(
-    tmp_path, smoke_config, signum, message):
+    tmp_path, smoke_config, long_trainer, signum, message):
   workdir = str(tmp_path / "run")
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
-             JAX_PLATFORMS="cpu", PYTHONPATH=_ROOT)
-  command = [sys.executable, "-m", "jaxvae.cli", "train", f"--workdir={workdir}",
-             "--config=" + os.path.join(_ROOT, "jaxvae", "config.py") + ":smoke",
-             f"--config.data.data_dir={smoke_config.data.data_dir}",
-             "--config.train.num_steps=1000000", "--config.train.checkpoint_every=1000000",
-             "--config.train.log_every=5", "--config.train.steps_per_call=1"]
+  command, env = long_trainer(workdir, 1000000)
   process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True)
   lines = []
