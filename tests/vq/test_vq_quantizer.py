@@ -125,7 +125,8 @@ def test_restart_reseeds_exactly_the_dead_codes_from_encoder_outputs():
   no_restart = vq.VectorQuantizer(N, D, dead_code_steps=5, restart_dead_codes=False)
   _, plain, _ = _trained_step(no_restart, params, z, jax.random.key(3))
   codebook = np.asarray(updates["codebook"])
-  np.testing.assert_array_equal(codebook[~dead], plain["codebook"][~dead])
+  # The same formula in two programs that XLA fuses differently: equal to the last float32 bit.
+  np.testing.assert_allclose(codebook[~dead], plain["codebook"][~dead], rtol=1e-6, atol=1e-7)
   rows = z.reshape(-1, D)
   for n in np.flatnonzero(dead):  # each re-seeded code is one of the batch's encoder outputs
     assert np.any(np.all(rows == codebook[n], axis=-1)), n
