@@ -131,8 +131,6 @@ def _microbatches(tree: Any, num: int, axis: int) -> Any:
 # Objectives whose inference parameters get another gradient than the generative ones; they need
 # the model's `inference_modules` (capability SEPARATE_INFERENCE).
 SPLIT_OBJECTIVES = ("iwae_dreg", "piwae")
-# Objectives that evaluate log q with frozen parameters (capability REPARAMETERIZED).
-FROZEN_OBJECTIVES = ("iwae_dreg", "elbo_stl")
 
 
 def split_parameters(model: nn.Module, params: dict) -> tuple[dict, dict]:
