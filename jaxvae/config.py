@@ -77,7 +77,14 @@ def get_config(variant: str = "", model: str = "vae") -> ml_collections.ConfigDi
   config.train.accumulate_steps = 1  # micro-batches per update (gradient accumulation)
   config.train.ema_decay = 0.0  # EMA of params, used by eval and sampling; 0 = off (e.g. 0.999)
   config.train.skip_grad_norm = 0.0  # also skip updates whose gradient norm exceeds this; 0 = off
-  config.train.max_consecutive_skips = 20  # past this many skipped updates in a row: stop
+  config.train.skip_grad_norm_sigmas = 0.0  # also skip updates whose gradient norm exceeds its
+  #   running mean by this many running standard deviations (e.g. 6); 0 = off
+  config.train.grad_norm_stats_decay = 0.99  # decay of those running statistics (EMAs); they
+  #   apply after about 1 / (1 - decay) updates
+  config.train.max_consecutive_skips = 20  # past this many skipped updates in a row: roll back, or
+  #   stop when train.max_rollbacks are spent
+  config.train.max_rollbacks = 0  # roll back to the last checkpoint at most this often; 0 = stop
+  config.train.rollback_lr_factor = 0.5  # each rollback multiplies the learning rate by this
   config.train.steps_per_call = 10  # train steps per device call (a lax.scan over batches)
   config.train.keep_every = 0  # also keep every checkpoint whose step is a multiple; 0 = off
   config.train.compute_dtype = "float32"  # float32 | bfloat16 (params stay float32)
@@ -231,7 +238,8 @@ _TRAIN_CHOICES = {
 
 
 def _validate_train(values: dict) -> None:
-  """The optimizer, schedule, accumulation, EMA, skipping and step-chunking keys of `train`."""
+  """The optimizer, schedule, accumulation, EMA, skipping, rollback and step-chunking keys of
+  `train`."""
   for key, choices in _TRAIN_CHOICES.items():
     if values[key] not in choices:
       raise UserError(f"config key '{key}' is {values[key]!r}; choose one of {', '.join(choices)}")
@@ -239,13 +247,21 @@ def _validate_train(values: dict) -> None:
     if values[key] < 1:
       raise UserError(f"config key '{key}' must be >= 1, got {values[key]!r}")
   for key in ("train.weight_decay", "train.warmup_steps", "train.clip_grad_norm",
-              "train.skip_grad_norm", "train.max_consecutive_skips", "train.keep_every"):
+              "train.skip_grad_norm", "train.skip_grad_norm_sigmas",
+              "train.max_consecutive_skips", "train.max_rollbacks", "train.keep_every"):
     if values[key] < 0:
       raise UserError(f"config key '{key}' must be >= 0 (0 turns it off), got {values[key]!r}")
   for key in ("train.ema_decay", "train.end_learning_rate_fraction"):
     if not 0 <= values[key] < 1 + (key == "train.end_learning_rate_fraction"):
       raise UserError(f"config key '{key}' must be in [0, 1{']' if 'fraction' in key else ')'}, "
                       f"got {values[key]!r}")
+  if not 0.5 <= values["train.grad_norm_stats_decay"] < 1:
+    raise UserError(f"config key 'train.grad_norm_stats_decay' must be in [0.5, 1) (statistics "
+                    f"over about 1 / (1 - decay) updates), got "
+                    f"{values['train.grad_norm_stats_decay']!r}")
+  if not 0 < values["train.rollback_lr_factor"] <= 1:
+    raise UserError(f"config key 'train.rollback_lr_factor' must be in (0, 1] (the learning "
+                    f"rate's factor at each rollback), got {values['train.rollback_lr_factor']!r}")
   if values["train.weight_decay"] and values["train.optimizer"] != "adamw":
     raise UserError("config key 'train.weight_decay' needs train.optimizer='adamw'")
   if values["train.warmup_steps"] >= values["train.num_steps"] and values["train.decay"] != "constant":

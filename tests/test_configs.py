@@ -34,6 +34,10 @@ def test_config_files_follow_the_schema(path):
     ("train.learning_rate", 0.0, "must be positive"),
     ("seed", -1, "must be >= 0"),
     ("data.source", "s3", "choose one of embedded, tfds, npz"),
+    ("train.skip_grad_norm_sigmas", -1.0, "'train.skip_grad_norm_sigmas' must be >= 0"),
+    ("train.grad_norm_stats_decay", 1.0, r"'train.grad_norm_stats_decay' must be in \[0.5, 1\)"),
+    ("train.max_rollbacks", -1, "'train.max_rollbacks' must be >= 0"),
+    ("train.rollback_lr_factor", 0.0, r"'train.rollback_lr_factor' must be in \(0, 1\]"),
 ])
 def test_validate_rejects(key, value, message):
   config = config_lib.get_config()

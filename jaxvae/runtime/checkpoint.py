@@ -1,8 +1,12 @@
 """Orbax checkpoints of the train state, behind one small class (an Orbax API change is a one-file change).
 
-Layout: `WORKDIR/checkpoints/<step>/{params,opt_state,meta[,ema_params][,model_state]}`; `meta`
-holds the step, the run's random key and the skip counters; `model_state` the model's collections
-other than its parameters (e.g. the VQ-VAE's codebook statistics), for the models that have any. Saves are asynchronous and atomic (Orbax writes to a
+Layout: `WORKDIR/checkpoints/<step>/{params,opt_state,meta,guard[,ema_params][,model_state]}`;
+`meta` holds the step, the run's random key and the skip counters; `guard` the state of the guards
+against bad updates (`jaxvae.train.state.Guard`: the gradient norm's running statistics, the
+longest skip run, the rollbacks and their learning-rate scale; a checkpoint written before it
+existed restores with the target's fresh values); `model_state` the model's collections other than
+its parameters (e.g. the VQ-VAE's codebook statistics), for the models that have any. Saves are
+asynchronous and atomic (Orbax writes to a
 temporary directory and renames it when complete), so a save killed halfway never damages the last
 good checkpoint and a reader never sees a half-written step. Retention: the last
 `train.keep_checkpoints` steps, plus every step that is a multiple of `train.keep_every`.
@@ -24,6 +28,7 @@ import os
 import sys
 from typing import Any
 
+import flax.serialization
 import jax
 import orbax.checkpoint as ocp
 from etils import epath
@@ -31,7 +36,7 @@ from etils import epath
 from jaxvae.errors import UserError
 from jaxvae.runtime import workdir as workdir_lib
 
-_ITEMS = ("params", "opt_state", "meta", "ema_params", "model_state")
+_ITEMS = ("params", "opt_state", "meta", "guard", "ema_params", "model_state")
 _META = ("step", "key", "skipped_updates", "consecutive_skips")
 
 
@@ -92,7 +97,8 @@ class Checkpoints:
   def save(self, step: int, state: Any) -> None:
     """Starts an asynchronous save of the train state as step `step` (every process calls it)."""
     items = dict(params=state.params, opt_state=state.opt_state,
-                 meta={name: getattr(state, name) for name in _META})
+                 meta={name: getattr(state, name) for name in _META},
+                 guard=flax.serialization.to_state_dict(state.guard))
     if state.ema_params is not None:
       items["ema_params"] = state.ema_params
     if state.model_state:
@@ -141,9 +147,15 @@ class Checkpoints:
       multihost_utils.sync_global_devices(f"jaxvae set aside damaged step {damaged.step}")
 
   def restore(self, step: int, target: Any) -> Any:
-    """The train state at `step`, shaped and sharded like `target` (arrays or `ShapeDtypeStruct`s)."""
+    """The train state at `step`, shaped and sharded like `target` (arrays or `ShapeDtypeStruct`s).
+
+    A step saved without the `guard` item (by a version before it) restores with `target.guard`,
+    which should then hold the fresh values (arrays, not `ShapeDtypeStruct`s).
+    """
     targets = dict(params=target.params, opt_state=target.opt_state,
                    meta={name: getattr(target, name) for name in _META})
+    if self._has(step, "guard"):
+      targets["guard"] = flax.serialization.to_state_dict(target.guard)
     if target.model_state:
       if not self._has(step, "model_state"):
         raise UnreadableCheckpoint(self.directory, step, "it holds no model state, which this "
@@ -156,7 +168,10 @@ class Checkpoints:
                         f"--workdir")
       targets["ema_params"] = target.ema_params
     restored = self._restore(step, **targets)
+    guard = restored.get("guard")
     return target.replace(params=restored.params, opt_state=restored.opt_state,
+                          guard=target.guard if guard is None else
+                          flax.serialization.from_state_dict(target.guard, guard),
                           ema_params=restored.get("ema_params"),
                           model_state=restored.get("model_state", target.model_state),
                           **restored.meta)

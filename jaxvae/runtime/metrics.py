@@ -50,11 +50,12 @@ def read_jsonl(path: str) -> list[dict]:
   return [json.loads(line) for line in lines[:-1] if line.strip()]
 
 
-def drop_records_after(path: str, step: int) -> int:
-  """Removes the records of steps after `step` from the JSONL file at `path` (a resumed run
-  writes them again); returns how many it removed. The file is replaced whole, atomically."""
+def drop_records_after(path: str, step: int, rollbacks: int = 0) -> int:
+  """Removes the records of steps after `step`, and those of rollbacks numbered above `rollbacks`
+  (field `rollback`), from the JSONL file at `path` (a resumed run, or one that rolled back, writes
+  them again); returns how many it removed. The file is replaced whole, atomically."""
   records = read_jsonl(path)
-  kept = [r for r in records if r["step"] <= step]
+  kept = [r for r in records if r["step"] <= step and r.get("rollback", 0) <= rollbacks]
   if len(kept) < len(records):
     temporary = epath.Path(path + ".tmp")
     temporary.write_text("".join(json.dumps(r) + "\n" for r in kept))

@@ -1,5 +1,6 @@
 """The one trainer: `train_and_evaluate(config, workdir)`."""
 
+import functools
 import json
 import os
 import signal
@@ -32,6 +33,7 @@ from jaxvae.train import state as state_lib
 _RESUMABLE_CHANGES = ("train.num_steps", "train.log_every", "train.checkpoint_every",
                       "train.keep_checkpoints", "train.keep_every", "train.num_devices",
                       "train.steps_per_call", "train.max_consecutive_skips",
+                      "train.max_rollbacks", "train.rollback_lr_factor",
                       "train.progress_bar", "train.fsdp_devices", "train.image_every",
                       "train.image_temperature", "data.num_threads",
                       "data.data_dir", "eval.")
@@ -141,7 +143,8 @@ def _chunks(batches: Iterator[dict], sizes: Iterator[int]) -> Iterator[dict]:
 
 
 # Metrics whose latest value is reported at a log interval (the rest: the mean over applied steps).
-_LATEST = ("skipped_updates", "consecutive_skips", "param_norm")
+_LATEST = ("skipped_updates", "consecutive_skips", "longest_skip_run", "param_norm",
+           "grad_norm_mean", "grad_norm_std")
 
 
 def summarize(metrics: list[dict]) -> dict:
@@ -149,7 +152,8 @@ def summarize(metrics: list[dict]) -> dict:
   value per step of the call) and `[]` ones (one per call, e.g. `param_norm`).
 
   Loss terms and norms are averaged over the steps whose update was applied (a skipped step's
-  loss may be NaN); `skipped` is summed; counters take their latest value.
+  loss may be NaN); `skipped` is summed (`skipped_in_interval`) and divided by the interval's
+  steps (`skip_rate`); counters and running statistics take their latest value.
   """
   values = {key: np.concatenate([np.atleast_1d(m[key]) for m in metrics]) for key in metrics[0]}
   applied = values["skipped"] == 0
@@ -159,6 +163,7 @@ def summarize(metrics: list[dict]) -> dict:
       summary[key] = v[-1].item()
     elif key == "skipped":
       summary["skipped_in_interval"] = int(v.sum())
+      summary["skip_rate"] = float(v.mean())
     else:
       summary[key] = float(np.mean(v[applied])) if applied.any() else float("nan")
   return summary
@@ -202,18 +207,51 @@ class _Preemption:
       signal.signal(signum, previous)
 
 
+def _too_many_skips(state, train: ml_collections.ConfigDict) -> bool:
+  """Whether more than `train.max_consecutive_skips` updates in a row were skipped: a state never
+  saved (a replicated scalar, so every process decides the same)."""
+  return int(state.consecutive_skips) > train.max_consecutive_skips
+
+
 def _check_skips(state, train: ml_collections.ConfigDict, checkpoints, step: int) -> None:
-  """Stops the run (a `UserError`, nothing saved) once too many updates in a row were skipped."""
-  consecutive = int(state.consecutive_skips)
-  if consecutive > train.max_consecutive_skips:
-    checkpoints.wait()
-    last = checkpoints.latest_step()
-    raise UserError(
-        f"the last {consecutive} updates (to step {step}) were all skipped for non-finite or "
-        f"exploding gradients, more than train.max_consecutive_skips="
-        f"{train.max_consecutive_skips}; the last good checkpoint "
-        f"({'step ' + str(last) if last is not None else 'none'}) is intact. Check the data for "
-        f"NaN/inf, lower train.learning_rate or set train.clip_grad_norm, then rerun to resume")
+  """Stops the run (a `UserError`, nothing saved) when it has too many skips in a row and no
+  rollback left (`train.max_rollbacks`); returns when one is left."""
+  rollbacks = int(state.guard.rollbacks)
+  if rollbacks < train.max_rollbacks:
+    return
+  checkpoints.wait()
+  last = checkpoints.latest_step()
+  spent = (f", even after train.max_rollbacks={rollbacks} rollbacks with the learning rate "
+           f"scaled to {float(state.guard.learning_rate_scale):g}" if rollbacks else "")
+  raise UserError(
+      f"the last {int(state.consecutive_skips)} updates (to step {step}) were all skipped for "
+      f"non-finite or exploding gradients, more than train.max_consecutive_skips="
+      f"{train.max_consecutive_skips}{spent}; the last good checkpoint "
+      f"({'step ' + str(last) if last is not None else 'none'}) is intact. Check the data for "
+      f"NaN/inf, lower train.learning_rate or set train.clip_grad_norm, then rerun to resume")
+
+
+def _roll_back(state, step: int, train: ml_collections.ConfigDict, last_good_state: Callable,
+               back_off: Callable, writer: MetricWriter, metrics_path: str, progress: Progress):
+  """The state to continue from after too many skips in a row at `step`: `last_good_state()` (the
+  last checkpoint's, or the initial state when none was saved) with the learning rate backed off
+  (`back_off`: `state_lib.rolled_back`). Reported in one line and one metrics record at the step
+  it goes back to, `{'rollback': n, 'rolled_back_from_step', 'learning_rate_scale',
+  'consecutive_skips'}`; the records of the discarded steps are removed (they come again)."""
+  skips = int(state.consecutive_skips)
+  state = back_off(last_good_state(), state)
+  back, rollback = int(state.step), int(state.guard.rollbacks)
+  origin = f"the checkpoint of step {back}" if back else "the initial state"
+  scale = float(state.guard.learning_rate_scale)
+  if jax.process_index() == 0:
+    drop_records_after(metrics_path, back, rollbacks=rollback - 1)
+  writer.write(back, {"rollback": rollback, "rolled_back_from_step": step,
+                      "learning_rate_scale": scale, "consecutive_skips": skips})
+  progress.line(f"Rollback {rollback}/{train.max_rollbacks} at step {step}: the last {skips} "
+                f"updates were skipped (train.max_consecutive_skips="
+                f"{train.max_consecutive_skips}); back to {origin} with the learning rate "
+                f"scaled by {scale:g}")
+  return state
 
 
 _NEEDS = {  # What a model must declare to train with an objective, and why.
@@ -266,18 +304,35 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   state_sharding = mesh_lib.state_shardings(abstract_state, mesh)
   init = lambda model: jax.jit(lambda key: init_state(key, model),  # Built where it lives.
                                out_shardings=state_sharding)
-  checkpoints = checkpoint_lib.Checkpoints(workdir, max_to_keep=train.keep_checkpoints,
-                                           keep_every=train.keep_every)
-  state = checkpoints.restore_latest(jax.eval_shape(init(model), key))  # Damaged steps set aside.
-  start_step = checkpoints.latest_step() or 0
-  if state is None:  # A fresh run: only here do data-dependent initializations matter.
+
+  def initial_state():  # Only here do data-dependent initializations matter.
     fresh = given or trained_lib.build_model(
         config.model, data.image_shape, pixel_mean=lambda: data_lib.mean_image(config.data, data))
-    state = init(fresh)(key)
+    return init(fresh)(key)
+
+  checkpoints = checkpoint_lib.Checkpoints(workdir, max_to_keep=train.keep_checkpoints,
+                                           keep_every=train.keep_every)
+  abstract_target = jax.eval_shape(init(model), key)
+  fresh_guard = jax.jit(state_lib.Guard.fresh, out_shardings=state_sharding.guard)
+  # What a checkpoint restores into (a checkpoint saved before the guard existed gets a fresh one).
+  restore_target = lambda: abstract_target.replace(guard=fresh_guard())
+
+  def last_good_state():  # What a rollback goes back to.
+    checkpoints.wait()
+    restored = checkpoints.restore_latest(restore_target())
+    return initial_state() if restored is None else restored
+
+  state = checkpoints.restore_latest(restore_target())  # Damaged steps set aside.
+  start_step = checkpoints.latest_step() or 0
+  metrics_path = workdir_lib.train_metrics_path(workdir)
+  if state is None:
+    state = initial_state()
   else:
     print(f"Resuming from step {start_step} in {checkpoints.directory}", flush=True)
     if jax.process_index() == 0:  # One record per step: those past the checkpoint come again.
-      drop_records_after(workdir_lib.train_metrics_path(workdir), start_step)
+      drop_records_after(metrics_path, start_step, rollbacks=int(state.guard.rollbacks))
+  back_off = jax.jit(functools.partial(state_lib.rolled_back, lr_factor=train.rollback_lr_factor),
+                     out_shardings=state_sharding)
 
   batches = data_lib.train_batches(config, data)
   steps_fn, steps_per_call, compile_seconds = compile_steps(
@@ -285,58 +340,64 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   _banner(config, workdir, model, state, data, eval_data, mesh, compile_seconds)
   show = _image_writer(model, config, mesh, workdir, eval_data)
   image_every = train.image_every or train.checkpoint_every
-  writer = MetricWriter(workdir_lib.train_metrics_path(workdir),
-                        workdir_lib.tensorboard_dir(workdir, "train"))
-  local = data_lib.iterate_from(batches, start_step, config.data.num_threads)
-  chunks = data_lib.prefetch_to_device(
-      _chunks(local, chunk_sizes(start_step, train, steps_per_call)),
-      mesh_lib.stacked_batch_sharding(mesh))
+  writer = MetricWriter(metrics_path, workdir_lib.tensorboard_dir(workdir, "train"))
   progress = Progress(start_step, train.num_steps, enabled=train.progress_bar)
-  pending, last_log, step = [], (start_step, time.perf_counter()), start_step
+  step, calls = start_step, 0
   host = {"save_seconds": 0.0, "image_seconds": 0.0}  # The host's own work in this interval.
   try:
     with _Preemption() as preemption:
-      for index, (size, chunk) in enumerate(zip(chunk_sizes(start_step, train, steps_per_call),
-                                                chunks)):
-        state, metrics = steps_fn(state, chunk)
-        step += size
-        pending.append(metrics)
-        if step % train.log_every == 0 or step == train.num_steps:
-          summary = summarize(jax.device_get(pending))
-          now = time.perf_counter()
-          device_seconds = now - last_log[1] - sum(host.values())
-          summary["step_time"] = device_seconds / (step - last_log[0])
-          summary["examples_per_sec"] = train.batch_size / summary["step_time"]
-          summary.update(host)
-          writer.write(step, summary)
-          progress.line(log_line(step, train.num_steps, summary, progress.eta(step)))
-          pending, last_log = [], (step, now)
-          host = dict.fromkeys(host, 0.0)
-          _check_skips(state, train, checkpoints, step)
-        saved = step % train.checkpoint_every == 0 or step == train.num_steps
-        if saved:
-          _check_skips(state, train, checkpoints, step)
-          started = time.perf_counter()
-          checkpoints.save(step, state)
-          host["save_seconds"] += time.perf_counter() - started
-        if step % image_every == 0 or step == train.num_steps:
-          started = time.perf_counter()
-          params = state.ema_params if state.ema_params is not None else state.params
-          show({"params": params, **state.model_state}, step)
-          host["image_seconds"] += time.perf_counter() - started
-        progress.update(step)
-        if step < train.num_steps and preemption.reached(index):
-          if not saved:
+      while step < train.num_steps:  # Once, and once more from where each rollback went back to.
+        local = data_lib.iterate_from(batches, step, config.data.num_threads)
+        chunks = data_lib.prefetch_to_device(
+            _chunks(local, chunk_sizes(step, train, steps_per_call)),
+            mesh_lib.stacked_batch_sharding(mesh))
+        pending, last_log = [], (step, time.perf_counter())
+        for size, chunk in zip(chunk_sizes(step, train, steps_per_call), chunks):
+          state, metrics = steps_fn(state, chunk)
+          step += size
+          calls += 1
+          pending.append(metrics)
+          logged = step % train.log_every == 0 or step == train.num_steps
+          saved = step % train.checkpoint_every == 0 or step == train.num_steps
+          if logged:
+            summary = summarize(jax.device_get(pending))
+            now = time.perf_counter()
+            device_seconds = now - last_log[1] - sum(host.values())
+            summary["step_time"] = device_seconds / (step - last_log[0])
+            summary["examples_per_sec"] = train.batch_size / summary["step_time"]
+            summary.update(host)
+            writer.write(step, summary)
+            progress.line(log_line(step, train.num_steps, summary, progress.eta(step)))
+            pending, last_log = [], (step, now)
+            host = dict.fromkeys(host, 0.0)
+          if (logged or saved) and _too_many_skips(state, train):
+            _check_skips(state, train, checkpoints, step)  # Stops the run if none is left.
+            state = _roll_back(state, step, train, last_good_state, back_off, writer,
+                               metrics_path, progress)
+            step = int(state.step)
+            break  # The data stream starts again at that step.
+          if saved:
+            started = time.perf_counter()
             checkpoints.save(step, state)
-          checkpoints.wait()
-          progress.close()
-          if preemption.interrupted:
-            print(f"Interrupted (Ctrl-C) at step {step}, saved in {checkpoints.directory}; rerun "
-                  f"the same command to resume.", flush=True)
-          else:
-            print(f"Preempted (SIGTERM) at step {step}: saved a checkpoint in "
-                  f"{checkpoints.directory}; rerun the same command to resume.", flush=True)
-          return None
+            host["save_seconds"] += time.perf_counter() - started
+          if step % image_every == 0 or step == train.num_steps:
+            started = time.perf_counter()
+            params = state.ema_params if state.ema_params is not None else state.params
+            show({"params": params, **state.model_state}, step)
+            host["image_seconds"] += time.perf_counter() - started
+          progress.update(step)
+          if step < train.num_steps and preemption.reached(calls - 1):
+            if not saved and not _too_many_skips(state, train):  # The restart replays them.
+              checkpoints.save(step, state)
+            checkpoints.wait()
+            progress.close()
+            if preemption.interrupted:
+              print(f"Interrupted (Ctrl-C) at step {step}, saved in {checkpoints.directory}; "
+                    f"rerun the same command to resume.", flush=True)
+            else:
+              print(f"Preempted (SIGTERM) at step {step}: saved a checkpoint in "
+                    f"{checkpoints.directory}; rerun the same command to resume.", flush=True)
+            return None
   finally:
     progress.close()
     checkpoints.wait()

@@ -5,9 +5,13 @@ One update (`train_step`), in order:
      `accumulate_steps` equal micro-batches (their mean is the full-batch mean);
   2. skip test: the update is skipped (params, optimizer state and EMA unchanged, `step` still
      advances) when the loss or the global gradient norm is not finite, or the norm exceeds
-     `skip_grad_norm` (> 0); `skipped_updates` counts them and `consecutive_skips` the current run;
+     `skip_grad_norm` (> 0), or the adaptive threshold of the norm's running statistics
+     (`skip_grad_norm_sigmas` > 0, see `grad_norm_threshold`); `skipped_updates` counts them,
+     `consecutive_skips` the current run and `guard.longest_skip_run` the longest run so far;
   3. the optax chain: global-norm clipping (Pascanu et al., 2013), then Adam (Kingma & Ba, 2015)
-     or AdamW (Loshchilov & Hutter, 2019) at the warm-up + decay schedule. The model's state
+     or AdamW (Loshchilov & Hutter, 2019) at the warm-up + decay schedule, its update scaled by
+     `guard.learning_rate_scale` (the back-off of rollbacks: for Adam and AdamW, weight decay
+     included, the same as scaling the learning rate). The model's state
      collections (e.g. the VQ-VAE's codebook statistics: no gradient, no optimizer state) take the
      values the model wrote in the step (threaded through the micro-batches with accumulation);
      the `[B]` terms it writes to `losses` join the loss and its `metrics` the step's metrics;
@@ -18,6 +22,7 @@ without a loop).
 
 import dataclasses
 import functools
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -36,6 +41,36 @@ from jaxvae.runtime.trained import init_variables, split_variables
 
 
 @flax.struct.dataclass
+class Guard:
+  """The state of the guards against bad updates, all `[]` (a checkpoint's `guard` item; one
+  written before it existed restores with `Guard.fresh()`).
+
+  The gradient norm's running statistics are the bias-corrected exponential moving averages of
+  Adam's moments (decay `d`): after the t-th norm `x_t` fed to them, with `w_t = (1 - d) / (1 - d^t)`,
+      mean_t = mean_{t-1} + w_t (x_t - mean_{t-1})
+      var_t = (1 - w_t) (var_{t-1} + w_t (x_t - mean_{t-1})^2)
+  which are exactly `sum_i a_i x_i` and `sum_i a_i (x_i - mean_t)^2` with the normalized weights
+  `a_i = (1 - d) d^(t-i) / (1 - d^t)` (West, 1979), in a form free of the cancellation of
+  `E[x^2] - mean^2` in float32.
+  """
+
+  grad_norm_mean: jax.Array  # [] float32: running mean of the (winsorized) gradient norm
+  grad_norm_var: jax.Array  # [] float32: its running variance
+  grad_norm_count: jax.Array  # [] int32: norms fed to the statistics (t)
+  longest_skip_run: jax.Array  # [] int32: the longest run of consecutive skipped updates so far
+  learning_rate_scale: jax.Array  # [] float32: train.rollback_lr_factor ** rollbacks
+  rollbacks: jax.Array  # [] int32: rollbacks so far
+
+  @classmethod
+  def fresh(cls) -> "Guard":
+    """A new run's: no statistics, no skips, no rollbacks."""
+    zero, none = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
+    return cls(grad_norm_mean=zero, grad_norm_var=zero, grad_norm_count=none,
+               longest_skip_run=none, learning_rate_scale=jnp.ones((), jnp.float32),
+               rollbacks=none)
+
+
+@flax.struct.dataclass
 class TrainState:
   step: jax.Array  # [] int32: number of steps taken (updates applied or skipped)
   params: Any
@@ -45,6 +80,7 @@ class TrainState:
   key: jax.Array  # [2] uint32: raw data of the run's random key (checkpointable)
   skipped_updates: jax.Array  # [] int32: all skipped updates so far
   consecutive_skips: jax.Array  # [] int32: skipped updates since the last applied one
+  guard: Guard  # the adaptive skip threshold's statistics, the longest skip run, rollbacks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +92,8 @@ class StepOptions:
   accumulate_steps: int = 1
   ema_decay: float = 0.0
   skip_grad_norm: float = 0.0
+  skip_grad_norm_sigmas: float = 0.0
+  grad_norm_stats_decay: float = 0.99
   compute_dtype: str = "float32"
   beta: float = 1.0
   kl_warmup_steps: int = 0
@@ -66,7 +104,10 @@ class StepOptions:
   def from_config(cls, train: ml_collections.ConfigDict) -> "StepOptions":
     return cls(objective=train.objective, num_samples=train.num_samples,
                accumulate_steps=train.accumulate_steps, ema_decay=train.ema_decay,
-               skip_grad_norm=train.skip_grad_norm, compute_dtype=train.compute_dtype,
+               skip_grad_norm=train.skip_grad_norm,
+               skip_grad_norm_sigmas=train.skip_grad_norm_sigmas,
+               grad_norm_stats_decay=train.grad_norm_stats_decay,
+               compute_dtype=train.compute_dtype,
                beta=train.beta, kl_warmup_steps=train.kl_warmup_steps,
                num_groups=train.num_groups, ciwae_beta=train.ciwae_beta)
 
@@ -116,7 +157,47 @@ def init_state(model: nn.Module, optimizer: optax.GradientTransformation,
   return TrainState(step=zero, params=params, opt_state=optimizer.init(params),
                     ema_params=jax.tree.map(jnp.copy, params) if ema else None,
                     model_state=model_state, key=jax.random.key_data(train_key),
-                    skipped_updates=zero, consecutive_skips=zero)
+                    skipped_updates=zero, consecutive_skips=zero, guard=Guard.fresh())
+
+
+def grad_norm_threshold(guard: Guard, sigmas: float, decay: float) -> jax.Array:
+  """`[]` the adaptive skip threshold `mean + sigmas * std` of the gradient norm's running
+  statistics (`Guard`), or +inf until `round(1 / (1 - decay))` norms have been fed to them (about
+  the number of updates the statistics average over)."""
+  threshold = guard.grad_norm_mean + sigmas * jnp.sqrt(guard.grad_norm_var)
+  return jnp.where(guard.grad_norm_count >= round(1 / (1 - decay)), threshold, jnp.inf)
+
+
+def update_grad_norm_stats(guard: Guard, grad_norm: jax.Array, threshold: jax.Array,
+                           decay: float) -> Guard:
+  """`guard` with the `[]` norm `min(grad_norm, threshold)` fed to its running statistics (the
+  recurrence of `Guard`); a non-finite norm leaves them as they were.
+
+  Every finite norm counts, the skipped ones too, winsorized at the current threshold: a norm
+  whose level drifts or shifts up pulls the mean up by `w sigmas std` and the variance up by a
+  factor `(1 - w)(1 + w sigmas^2)` at each skip, so the threshold catches up within a few updates
+  (where feeding only applied norms would skip every update from then on: VDVAE's stall, openai/
+  vdvae#25); a single spike, however large, moves them only that much, once.
+  """
+  norm = jnp.minimum(grad_norm, threshold)
+  count = guard.grad_norm_count + 1
+  # 1 - w_t = (d - d^t) / (1 - d^t), by expm1: exactly 0 at t = 1, so the first norm is the mean.
+  keep = decay * jnp.expm1((count - 1) * math.log(decay)) / jnp.expm1(count * math.log(decay))
+  delta = norm - guard.grad_norm_mean
+  fed = guard.replace(grad_norm_mean=guard.grad_norm_mean + (1 - keep) * delta,
+                      grad_norm_var=keep * (guard.grad_norm_var + (1 - keep) * delta ** 2),
+                      grad_norm_count=count)
+  return jax.tree.map(lambda new, old: jnp.where(jnp.isfinite(grad_norm), new, old), fed, guard)
+
+
+def rolled_back(restored: TrainState, current: TrainState, lr_factor: float) -> TrainState:
+  """The state a rollback continues from: `restored` (the last checkpoint's, or the initial one)
+  with `current`'s learning-rate scale times `lr_factor`, its rollbacks plus one, and its longest
+  skip run (that of the whole run, the discarded steps included)."""
+  guard = restored.guard.replace(
+      learning_rate_scale=current.guard.learning_rate_scale * jnp.float32(lr_factor),
+      rollbacks=current.guard.rollbacks + 1, longest_skip_run=current.guard.longest_skip_run)
+  return restored.replace(guard=guard)
 
 
 def _microbatches(tree: Any, num: int, axis: int) -> Any:
@@ -258,9 +339,18 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
   ok = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
   if options.skip_grad_norm:
     ok &= grad_norm <= options.skip_grad_norm
+  guard = state.guard
+  if options.skip_grad_norm_sigmas:
+    threshold = grad_norm_threshold(guard, options.skip_grad_norm_sigmas,
+                                    options.grad_norm_stats_decay)
+    ok &= grad_norm <= threshold
+    guard = update_grad_norm_stats(guard, grad_norm, threshold, options.grad_norm_stats_decay)
+    metrics.update(grad_norm_mean=guard.grad_norm_mean,
+                   grad_norm_std=jnp.sqrt(guard.grad_norm_var))
 
   def apply(grads, params, opt_state, ema_params, _):
     updates, opt_state = optimizer.update(grads, opt_state, params)
+    updates = jax.tree.map(lambda u: u * state.guard.learning_rate_scale, updates)
     params = optax.apply_updates(params, updates)
     if ema_params is not None:
       ema_params = optax.incremental_update(params, ema_params, 1.0 - options.ema_decay)
@@ -272,14 +362,15 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
       ok, apply, lambda grads, *state: state, grads, state.params, state.opt_state,
       state.ema_params, state.model_state)
   skipped = (~ok).astype(jnp.int32)
+  consecutive_skips = (state.consecutive_skips + 1) * skipped
+  guard = guard.replace(longest_skip_run=jnp.maximum(guard.longest_skip_run, consecutive_skips))
   new_state = state.replace(
       step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema_params,
-      model_state=model_state,
-      skipped_updates=state.skipped_updates + skipped,
-      consecutive_skips=(state.consecutive_skips + 1) * skipped)
-  metrics.update(learning_rate=schedule(state.step), grad_norm=grad_norm, skipped=skipped,
-                 skipped_updates=new_state.skipped_updates,
-                 consecutive_skips=new_state.consecutive_skips)
+      model_state=model_state, skipped_updates=state.skipped_updates + skipped,
+      consecutive_skips=consecutive_skips, guard=guard)
+  metrics.update(learning_rate=schedule(state.step) * guard.learning_rate_scale,
+                 grad_norm=grad_norm, skipped=skipped, skipped_updates=new_state.skipped_updates,
+                 consecutive_skips=consecutive_skips, longest_skip_run=guard.longest_skip_run)
   return new_state, metrics
 
 
