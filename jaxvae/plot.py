@@ -30,12 +30,14 @@ TRAIN_PANELS = (
     ("ELBO and its likelihood term", "nats", ("elbo", "log_likelihood")),
     ("KL(q(z|x) || p(z)), total and per layer", "nats", ("kl", "kl_layer_*")),
     ("learning rate", "", ("learning_rate",)),
-    ("gradient norm", "", ("grad_norm",)),
+    ("gradient norm", "", ("grad_norm", "grad_norm_mean")),
     ("skipped updates (cumulative)", "", ("skipped_updates",)),
+    ("skip rate per log interval", "", ("skip_rate",)),
 )
 # Trainer records that are bookkeeping, not curves.
 _NOT_CURVES = ("step", "step_time", "examples_per_sec", "save_seconds", "image_seconds",
-               "param_norm", "skipped_in_interval", "consecutive_skips")
+               "param_norm", "skipped_in_interval", "consecutive_skips", "longest_skip_run",
+               "grad_norm_std", "rollback", "rolled_back_from_step", "learning_rate_scale")
 # Evaluation panels (title, y-axis label, record key, x axis): against the step, one series per
 # (split, K); against K, one series per split, for a run evaluated at one checkpoint.
 EVAL_PANELS = (

@@ -46,7 +46,8 @@ class Guard:
   written before it existed restores with `Guard.fresh()`).
 
   The gradient norm's running statistics are the bias-corrected exponential moving averages of
-  Adam's moments (decay `d`): after the t-th norm `x_t` fed to them, with `w_t = (1 - d) / (1 - d^t)`,
+  Adam's moments (decay `d`): after the t-th norm `x_t` fed to them, with
+  `w_t = (1 - d) / (1 - d^t)`,
       mean_t = mean_{t-1} + w_t (x_t - mean_{t-1})
       var_t = (1 - w_t) (var_{t-1} + w_t (x_t - mean_{t-1})^2)
   which are exactly `sum_i a_i x_i` and `sum_i a_i (x_i - mean_t)^2` with the normalized weights

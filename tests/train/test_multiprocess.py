@@ -1,6 +1,6 @@
 """A real 2-process job (2 forced CPU devices each, joined over localhost), started through the
 local launcher (launch/local.py), trains to the parameters of a 1-process 4-device run of the same
-config."""
+config, through a rollback (decided alike on both processes)."""
 
 import os
 import sys
@@ -31,7 +31,10 @@ def _final_params(workdir, config):
 
 
 def test_two_processes_of_two_devices_equal_one_process_of_four(tmp_path, smoke_config, capsys):
-  overrides = {"num_steps": 10, "checkpoint_every": 10, "steps_per_call": 5}
+  overrides = {"num_steps": 10, "checkpoint_every": 10, "steps_per_call": 5,
+               # Diverges after step 1: a rollback at step 5, then 10 steps at 8 / 8192.
+               "learning_rate": 8.0, "max_consecutive_skips": 3, "max_rollbacks": 1,
+               "rollback_lr_factor": 2.0 ** -13}
   for key, value in overrides.items():
     smoke_config.train[key] = value
   smoke_config.train.num_devices = 4
@@ -43,7 +46,7 @@ def test_two_processes_of_two_devices_equal_one_process_of_four(tmp_path, smoke_
   args += [f"--config.train.{key}={value}" for key, value in overrides.items()]
   outputs = local_launcher.run(["--num_processes=2", "--devices_per_process=2", "--timeout_s=180",
                                 "--", *args])
-  assert "step 10:" in outputs[0], outputs[0]
+  assert "step 10:" in outputs[0] and "Rollback 1/1 at step 5:" in outputs[0], outputs[0]
   printed = capsys.readouterr().out.splitlines()  # The launcher streams each process's lines.
   assert "[0] step 10:" in "\n".join(printed) and any(l.startswith("[1] ") for l in printed)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),

@@ -41,7 +41,7 @@ def _batches(norms: np.ndarray, batch_size: int = 4) -> dict:
 
 
 def _run(train, norms: np.ndarray):
-  """The final state and the `[S]` metrics of `len(norms)` steps of the linear model, in one call."""
+  """The final state and `[S]` metrics of `len(norms)` steps of the linear model, in one call."""
   model = _Linear()
   optimizer, schedule = state_lib.make_optimizer(train)
   state = state_lib.init_state(model, optimizer, (_DIM,), jax.random.key(0))
