@@ -231,15 +231,16 @@ def _check_skips(state, train: ml_collections.ConfigDict, checkpoints, step: int
       f"NaN/inf, lower train.learning_rate or set train.clip_grad_norm, then rerun to resume")
 
 
-def _roll_back(state, step: int, train: ml_collections.ConfigDict, last_good_state: Callable,
-               back_off: Callable, writer: MetricWriter, metrics_path: str, progress: Progress):
-  """The state to continue from after too many skips in a row at `step`: `last_good_state()` (the
-  last checkpoint's, or the initial state when none was saved) with the learning rate backed off
-  (`back_off`: `state_lib.rolled_back`). Reported in one line and one metrics record at the step
-  it goes back to, `{'rollback': n, 'rolled_back_from_step', 'learning_rate_scale',
-  'consecutive_skips'}`; the records of the discarded steps are removed (they come again)."""
-  skips = int(state.consecutive_skips)
-  state = back_off(last_good_state(), state)
+def _roll_back(guard, skips: int, step: int, train: ml_collections.ConfigDict,
+               last_good_state: Callable, back_off: Callable, writer: MetricWriter,
+               metrics_path: str, progress: Progress):
+  """The state to continue from after `skips` skipped updates in a row to `step`, with `guard` the
+  state's: `last_good_state()` (the last checkpoint's, or the initial state when none was saved)
+  with the learning rate backed off (`back_off`: `state_lib.rolled_back`). Reported in one line
+  and one metrics record at the step it goes back to, `{'rollback': n, 'rolled_back_from_step',
+  'learning_rate_scale', 'consecutive_skips'}`; the records of the discarded steps are removed
+  (they come again)."""
+  state = back_off(last_good_state(), guard)
   back, rollback = int(state.step), int(state.guard.rollbacks)
   origin = f"the checkpoint of step {back}" if back else "the initial state"
   scale = float(state.guard.learning_rate_scale)
@@ -372,7 +373,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             host = dict.fromkeys(host, 0.0)
           if (logged or saved) and _too_many_skips(state, train):
             _check_skips(state, train, checkpoints, step)  # Stops the run if none is left.
-            state = _roll_back(state, step, train, last_good_state, back_off, writer,
+            guard, skips = state.guard, int(state.consecutive_skips)
+            del state  # Freed before the restore: never two whole states in memory.
+            state = _roll_back(guard, skips, step, train, last_good_state, back_off, writer,
                                metrics_path, progress)
             step = int(state.step)
             break  # The data stream starts again at that step.

@@ -191,13 +191,13 @@ def update_grad_norm_stats(guard: Guard, grad_norm: jax.Array, threshold: jax.Ar
   return jax.tree.map(lambda new, old: jnp.where(jnp.isfinite(grad_norm), new, old), fed, guard)
 
 
-def rolled_back(restored: TrainState, current: TrainState, lr_factor: float) -> TrainState:
+def rolled_back(restored: TrainState, current: Guard, lr_factor: float) -> TrainState:
   """The state a rollback continues from: `restored` (the last checkpoint's, or the initial one)
-  with `current`'s learning-rate scale times `lr_factor`, its rollbacks plus one, and its longest
-  skip run (that of the whole run, the discarded steps included)."""
+  with the `current` guard's learning-rate scale times `lr_factor`, its rollbacks plus one, and its
+  longest skip run (that of the whole run, the discarded steps included)."""
   guard = restored.guard.replace(
-      learning_rate_scale=current.guard.learning_rate_scale * jnp.float32(lr_factor),
-      rollbacks=current.guard.rollbacks + 1, longest_skip_run=current.guard.longest_skip_run)
+      learning_rate_scale=current.learning_rate_scale * jnp.float32(lr_factor),
+      rollbacks=current.rollbacks + 1, longest_skip_run=current.longest_skip_run)
   return restored.replace(guard=guard)
 
 
