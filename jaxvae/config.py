@@ -7,6 +7,7 @@ Use as a config file: `jaxvae train --config=configs/digits_vae.py:smoke --confi
 
 import difflib
 import json
+import re
 
 import ml_collections
 from etils import epath
@@ -70,6 +71,8 @@ def get_config(variant: str = "", model: str = "vae") -> ml_collections.ConfigDi
   config.train.num_devices = 0  # 0 = every device of every process
   config.train.optimizer = "adam"  # adam | adamw
   config.train.weight_decay = 0.0  # adamw: decoupled weight decay (Loshchilov & Hutter, 2019)
+  config.train.adam_b1 = 0.9  # Adam's decay rate of the first moment
+  config.train.adam_b2 = 0.999  # Adam's decay rate of the second moment (VDVAE: 0.9)
   config.train.warmup_steps = 0  # linear warm-up from 0 to train.learning_rate
   config.train.decay = "constant"  # constant | cosine | linear, from warm-up end to num_steps
   config.train.end_learning_rate_fraction = 0.0  # cosine/linear: final rate / learning_rate
@@ -123,7 +126,10 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   model = config.model if config.model.kind in registered_kinds() else {}  # not users' models
   shrink = dict(hidden_sizes=lambda v: (32,), upper_hidden_sizes=lambda v: (32,),
                 channels=lambda v: tuple(min(c, 8) for c in v), blocks_per_stage=lambda v: 1,
-                latent_dim=lambda v: min(v, 16), num_pseudo_inputs=lambda v: min(v, 10))
+                latent_dim=lambda v: min(v, 16), num_pseudo_inputs=lambda v: min(v, 10),
+                encoder_blocks=_one_block_per_token, decoder_blocks=_one_block_per_token,
+                width=lambda v: min(v, 16), resolution_widths=lambda v: "",
+                latent_channels=lambda v: min(v, 4), num_mixtures=lambda v: min(v, 2))
   for key, smaller in shrink.items():
     if key in model:
       model[key] = smaller(model[key])
@@ -135,6 +141,11 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.eval.chunk_size = 5
   config.eval.batch_size = 64
   return config
+
+
+def _one_block_per_token(blocks: str) -> str:
+  """A block string with its `RxN` tokens cut to `Rx1` (every resolution kept)."""
+  return re.sub(r"x\d+", "x1", blocks)
 
 
 _CHOICES = {
@@ -251,7 +262,8 @@ def _validate_train(values: dict) -> None:
               "train.max_consecutive_skips", "train.max_rollbacks", "train.keep_every"):
     if values[key] < 0:
       raise UserError(f"config key '{key}' must be >= 0 (0 turns it off), got {values[key]!r}")
-  for key in ("train.ema_decay", "train.end_learning_rate_fraction"):
+  for key in ("train.ema_decay", "train.adam_b1", "train.adam_b2",
+              "train.end_learning_rate_fraction"):
     if not 0 <= values[key] < 1 + (key == "train.end_learning_rate_fraction"):
       raise UserError(f"config key '{key}' must be in [0, 1{']' if 'fraction' in key else ')'}, "
                       f"got {values[key]!r}")

@@ -141,9 +141,10 @@ def make_optimizer(train: ml_collections.ConfigDict) -> tuple[optax.GradientTran
   """The optax chain of `config.train` (clipping, Adam/AdamW) and its schedule (`make_schedule`)."""
   schedule = make_schedule(train)
   if train.optimizer == "adamw":
-    optimizer = optax.adamw(schedule, weight_decay=train.weight_decay)
+    optimizer = optax.adamw(schedule, b1=train.adam_b1, b2=train.adam_b2,
+                            weight_decay=train.weight_decay)
   else:
-    optimizer = optax.adam(schedule)
+    optimizer = optax.adam(schedule, b1=train.adam_b1, b2=train.adam_b2)
   if train.clip_grad_norm:
     optimizer = optax.chain(optax.clip_by_global_norm(train.clip_grad_norm), optimizer)
   return optimizer, schedule

@@ -38,7 +38,7 @@ def test_an_old_layout_config_json_migrates():
 
 def test_a_wrong_kind_names_the_registered_kinds():
   config = config_lib.get_config()
-  config.model.kind = "vdvae"
+  config.model.kind = "nvae"
   with pytest.raises(UserError, match="neither a registered kind .*vae.* nor a 'module:Class'"):
     config_lib.validate(config)
 
