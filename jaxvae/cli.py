@@ -3,7 +3,8 @@
     jaxvae train  --workdir=DIR [--config=configs/NAME.py[:smoke]] [--config.KEY=VALUE ...]
     jaxvae eval   --workdir=DIR [--num_samples=K[,K2,...]] [--split=test] [--step=N | --follow]
                   [--refine_steps=N] [--poll_seconds=10] [--timeout=SECONDS]
-    jaxvae sample --workdir=DIR [--kind=samples|reconstructions|interpolations|traversals]
+    jaxvae sample --workdir=DIR [--kind=samples|temperatures|reconstructions|interpolations|
+                  traversals|groups]
                   [--num=64] [--out=FILE.png] [--seed=0] [--step=N] [--temperature=1.0]
                   [--label=C] [--images=I,J,...] [--steps=10] [--radius=3.0]
     jaxvae plot   --workdir=DIR [--workdir=DIR2 ...] [--out=FILE.png]
@@ -77,17 +78,21 @@ def _define_flags(command: str, args: list[str]) -> flags.FlagValues:
     flags.DEFINE_float("timeout", None, "--follow: give up after this many seconds without a new "
                        "checkpoint (default: wait for ever).", flag_values=fv)
   else:
-    flags.DEFINE_string("kind", "samples", "Grid: samples | reconstructions (test images next "
-                        "to theirs) | interpolations (between pairs of test images) | traversals "
-                        "(one latent dimension per row).", flag_values=fv)
-    flags.DEFINE_integer("num", 64, "samples: images; reconstructions: test images; traversals: "
-                         "latent dimensions (at most model.latent_dim).", flag_values=fv)
+    flags.DEFINE_string("kind", "samples", "Grid: samples | temperatures (one row of samples "
+                        "per temperature, 1.0 to 0.3) | reconstructions (test images next to "
+                        "theirs) | interpolations (between pairs of test images) | traversals "
+                        "(one latent dimension per row) | groups (test images reconstructed from "
+                        "their top 0, 1, 2, 4, ..., G latent groups, the rest from the prior).",
+                        flag_values=fv)
+    flags.DEFINE_integer("num", 64, "samples: images; temperatures: images per temperature; "
+                         "reconstructions, groups: test images; traversals: latent dimensions "
+                         "(at most model.latent_dim).", flag_values=fv)
     flags.DEFINE_string("out", None, "Output PNG file (default: KIND.png in the workdir, as plot "
                         "writes curves.png there).", flag_values=fv)
     flags.DEFINE_integer("seed", 0, "Random seed of the samples.", flag_values=fv)
     flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).", flag_values=fv)
-    flags.DEFINE_float("temperature", 1.0, "samples: scale of the prior's noise (N(0, I) priors; "
-                       "0 decodes the prior mean).", flag_values=fv)
+    flags.DEFINE_float("temperature", 1.0, "samples, groups: scale of the prior's noise (N(0, I) "
+                       "priors, hierarchies of groups; 0 decodes the prior mean).", flag_values=fv)
     flags.DEFINE_integer("label", None, "samples of a conditional VAE: draw this class (default: "
                          "cycle through the classes).", flag_values=fv)
     flags.DEFINE_list("images", ["0", "1"], "Test-image indices: pairs for interpolations, the "
@@ -103,7 +108,8 @@ USAGE = """usage: jaxvae COMMAND --workdir=DIR [flags]   ('jaxvae COMMAND --help
 
   train   train (resuming from the workdir's latest checkpoint), then evaluate log p(x)
   eval    importance-sampled log p(x) of a checkpoint, or of each new one with --follow
-  sample  a PNG grid of samples, reconstructions, interpolations or latent traversals
+  sample  a PNG grid of samples, reconstructions, interpolations, latent traversals, or
+          reconstructions from a hierarchy's top latent groups
   plot    the training and evaluation curves of one or more runs"""
 
 

@@ -1,10 +1,15 @@
 """Image grids of a trained model as PNG files: `jaxvae sample --kind=...`.
 
     samples          `num` draws from p(z) decoded (`temperature`, `label` for a conditional VAE)
+    temperatures     one row of `num` draws per temperature of `images.TEMPERATURES` (1.0 to 0.3),
+                     the same noise in each row
     reconstructions  the first `num` test images, each next to its reconstruction
     interpolations   one row per pair of test images (`images=(i, j, ...)`), `steps` columns
     traversals       one row per latent dimension (the first `num`) of test image `images[0]`,
                      that dimension swept over [-radius, radius]
+    groups           the first `num` test images, each followed by its reconstructions from the
+                     top 0, 1, 2, 4, ..., G latent groups, the rest drawn from the prior at
+                     `temperature` (hierarchies of latent groups)
 
 The grids themselves are `jaxvae.runtime.images`, the same the trainer writes during training.
 """
@@ -19,7 +24,7 @@ from jaxvae.runtime import images as images_lib
 from jaxvae.runtime import mesh as mesh_lib
 from jaxvae.runtime.trained import load_trained
 
-KINDS = ("samples", "reconstructions", "interpolations", "traversals")
+KINDS = ("samples", "temperatures", "reconstructions", "interpolations", "traversals", "groups")
 
 
 def _check_request(kind: str, num: int, model, images: tuple[int, ...], label: int | None,
@@ -30,6 +35,10 @@ def _check_request(kind: str, num: int, model, images: tuple[int, ...], label: i
   if num <= 0:
     raise UserError(f"--num must be positive, got {num}")
   images_lib.check_temperature(model, temperature)
+  if kind == "temperatures":
+    images_lib.check_temperature(model, min(images_lib.TEMPERATURES))
+  if kind == "groups":
+    images_lib.check_group_grids(model)
   if label is not None and not (interface.has(model, interface.LABELS)
                                 and 0 <= label < model.num_classes):
     classes = (f"a label in 0..{model.num_classes - 1}" if interface.has(model, interface.LABELS)
@@ -68,19 +77,29 @@ def sample_to_png(workdir: str, num: int, out: str, seed: int = 0, step: int | N
   _check_request(kind, num, model, tuple(images), label, steps, radius, temperature)
   labels_of = lambda y: interface.labels_for(model, y)  # noqa: E731
   columns = steps
-  if kind == "samples":
+  if kind in ("samples", "temperatures"):
     labels = np.full((num,), label, np.int32) if label is not None else None
-    render = lambda v, x, y: images_lib.samples(model, v, jax.random.key(seed), num, temperature,
-                                                labels)
     x = y = None
-    columns = images_lib.sample_columns(model, labels)
+    if kind == "samples":
+      render = lambda v, x, y: images_lib.samples(model, v, jax.random.key(seed), num,
+                                                  temperature, labels)
+      columns = images_lib.sample_columns(model, labels)
+    else:
+      render = lambda v, x, y: images_lib.temperature_samples(
+          model, v, jax.random.key(seed), num, images_lib.TEMPERATURES, labels)
+      columns = num
   else:
-    count = num if kind == "reconstructions" else max(images) + 1
+    count = num if kind in ("reconstructions", "groups") else max(images) + 1
     batch = _test_images(config, count)
     x, y = batch["image"], batch["label"]
     if kind == "reconstructions":
       render = lambda v, x, y: images_lib.reconstructions(model, v, x[:num], labels_of(y[:num]))
       columns = 16
+    elif kind == "groups":
+      counts = images_lib.group_counts(model.num_groups)
+      render = lambda v, x, y: images_lib.group_reconstructions(
+          model, v, x[:num], jax.random.key(seed), counts, temperature)
+      columns = 1 + len(counts)
     elif kind == "interpolations":
       start, end = np.array(images[0::2]), np.array(images[1::2])
       render = lambda v, x, y: images_lib.interpolations(

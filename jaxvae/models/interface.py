@@ -148,6 +148,20 @@ class Conditional(Protocol):
   num_classes: int
 
 
+class LatentGroups(Protocol):
+  """`LATENT_GROUPS`: a top-down hierarchy of `num_groups` latent groups (group 0 at the top)
+  whose reconstructions can take the top n groups from q and the rest from the prior: what each
+  depth encodes (Child, 2021, Figure 4)."""
+
+  num_groups: int
+
+  def reconstruct_from_groups(self, x: jax.Array, key: jax.Array, num_posterior: int,
+                              temperature: float = 1.0) -> jax.Array:
+    """`[B, *data_shape]` means of p(x | z) for `x [B, ...]`: groups `g < num_posterior` at q's
+    means, the rest drawn from the prior at `temperature` with `key`; `num_posterior=0` is
+    `sample(key, B, temperature=temperature)`, `num_posterior=num_groups` is `reconstruct(x)`."""
+
+
 class Capability(enum.Enum):
   """What a model may declare in its `capabilities` property, each with the interface it needs
   (the attributes `check_model` verifies). Two write collections instead of methods:
@@ -164,6 +178,7 @@ class Capability(enum.Enum):
   LABELS = ("num_classes",)
   TRAINING_PENALTY = ()
   LAYER_KL = ()
+  LATENT_GROUPS = ("num_groups", "reconstruct_from_groups")
 
   @property
   def attributes(self) -> tuple[str, ...]:
@@ -180,6 +195,7 @@ SEPARATE_INFERENCE = Capability.SEPARATE_INFERENCE
 LABELS = Capability.LABELS
 TRAINING_PENALTY = Capability.TRAINING_PENALTY
 LAYER_KL = Capability.LAYER_KL
+LATENT_GROUPS = Capability.LATENT_GROUPS
 
 
 def capabilities(model) -> frozenset[Capability]:

@@ -215,7 +215,7 @@ class VDVAE(nn.Module):
   output_bias: float = 0.0
   remat: bool = False
 
-  capabilities = frozenset({interface.LAYER_KL, interface.TEMPERATURE})
+  capabilities = frozenset({interface.LAYER_KL, interface.TEMPERATURE, interface.LATENT_GROUPS})
 
   def width_at(self, resolution: int) -> int:
     return dict(self.widths).get(resolution, self.width)

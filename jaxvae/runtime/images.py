@@ -1,4 +1,5 @@
-"""Image grids of a model: samples, reconstructions, latent interpolations and latent traversals.
+"""Image grids of a model: samples (at one temperature or several), reconstructions, latent
+interpolations and traversals, and reconstructions from the top latent groups of a hierarchy.
 
 One implementation of each grid, shared by `jaxvae sample` and the trainer (PNG files and
 TensorBoard images every `train.image_every` steps). The grid functions are pure functions of the
@@ -60,6 +61,44 @@ def samples(model, variables, key: jax.Array, num: int, temperature: float = 1.0
   if temperature == 1.0:
     return model.apply(variables, key, num, labels, method=model.sample)
   return model.apply(variables, key, num, labels, temperature, method=model.sample)
+
+
+def temperature_samples(model, variables, key: jax.Array, num: int,
+                        temperatures: tuple[float, ...], labels: jax.Array | None = None
+                        ) -> jax.Array:
+  """`[len(temperatures) * num, *data_shape]`: row i holds `samples(..., key, num,
+  temperatures[i], labels)`, the same draws of the noise at each temperature (see
+  `check_temperature`)."""
+  return jnp.concatenate([samples(model, variables, key, num, t, labels) for t in temperatures])
+
+
+def check_group_grids(model) -> None:
+  """Raises `UserError` unless `model` is a hierarchy of latent groups (capability
+  `LATENT_GROUPS`)."""
+  if not interface.has(model, interface.LATENT_GROUPS):
+    raise UserError(f"reconstructions from the top latent groups need a hierarchy of groups "
+                    f"(capability LATENT_GROUPS, e.g. model.kind 'vdvae'); "
+                    f"{type(model).__name__} has none: use --kind=reconstructions")
+
+
+def group_counts(num_groups: int) -> tuple[int, ...]:
+  """`(0, 1, 2, 4, ..., num_groups)`: the numbers of top groups that the columns of
+  `group_reconstructions` take from the posterior (powers of two below G, then G)."""
+  powers = [2**i for i in range(num_groups.bit_length()) if 2**i < num_groups]
+  return (0, *powers, num_groups)
+
+
+def group_reconstructions(model, variables, x: jax.Array, key: jax.Array,
+                          counts: tuple[int, ...], temperature: float = 1.0) -> jax.Array:
+  """`[B * (1 + len(counts)), *data_shape]`: row b holds test image `x[b]`, then for each n in
+  `counts` (e.g. `group_counts(model.num_groups)`) its reconstruction from the top n latent groups
+  at q's means and the others drawn from the prior at `temperature` with `key` (the same draws in
+  every column): n = 0 is a sample, n = G the reconstruction (Child, 2021, Figure 4)."""
+  check_group_grids(model)
+  check_temperature(model, temperature)
+  columns = [x] + [model.apply(variables, x, key, n, temperature,
+                               method=model.reconstruct_from_groups) for n in counts]
+  return jnp.stack(columns, axis=1).reshape((-1,) + x.shape[1:])
 
 
 def reconstructions(model, variables, x: jax.Array,
@@ -143,9 +182,12 @@ def to_unit(images: np.ndarray, scale: str) -> np.ndarray:
 
 
 # The trainer's grids: 64 samples, 32 test images with their reconstructions, 4 interpolations
-# between test images, traversals of the first test image's first 16 latent dimensions.
+# between test images, traversals of the first test image's first 16 latent dimensions; 8 samples
+# at each of TEMPERATURES (models with TEMPERATURE); 8 test images reconstructed from their top
+# 0, 1, 2, 4, ..., G latent groups (models with LATENT_GROUPS).
 NUM_SAMPLES, NUM_RECONSTRUCTIONS, NUM_INTERPOLATIONS, MAX_TRAVERSED_DIMS = 64, 32, 4, 16
 STEPS, RADIUS = 10, 3.0
+TEMPERATURES, NUM_PER_TEMPERATURE, NUM_GROUP_ROWS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3), 8, 8
 
 
 def make_image_writer(model, config, mesh, workdir: str, originals: dict):
@@ -154,9 +196,14 @@ def make_image_writer(model, config, mesh, workdir: str, originals: dict):
 
   `originals`: a global batch `{'image': [32 * P, ...], 'label': [32 * P]}` of test images.
   Every process must call `show` (it runs under jit on global arrays); process 0 writes.
-  Interpolations and traversals are drawn for models with one latent vector (`LATENT_VECTOR`).
+  Interpolations and traversals are drawn for models with one latent vector (`LATENT_VECTOR`),
+  samples at several temperatures for models with `TEMPERATURE`, reconstructions from the top
+  groups (at `train.image_temperature`) for models with `LATENT_GROUPS`.
   """
   latent = interface.has(model, interface.LATENT_VECTOR)
+  tempered = interface.has(model, interface.TEMPERATURE)
+  counts = group_counts(model.num_groups) if interface.has(model, interface.LATENT_GROUPS) else ()
+  per_temperature = sample_columns(model) or NUM_PER_TEMPERATURE
   labels_of = lambda y: interface.labels_for(model, y)  # noqa: E731
   temperature = config.train.image_temperature
 
@@ -174,11 +221,17 @@ def make_image_writer(model, config, mesh, workdir: str, originals: dict):
           labels_of(y[pairs[1]]))
       grids["traversals"] = traversals(model, variables, x[:1], STEPS, RADIUS,
                                        min(model.latent_dim, MAX_TRAVERSED_DIMS), labels_of(y[:1]))
+    if tempered:
+      grids["temperatures"] = temperature_samples(model, variables, jax.random.key(config.seed),
+                                                  per_temperature, TEMPERATURES)
+    if counts:
+      grids["groups"] = group_reconstructions(model, variables, x[:NUM_GROUP_ROWS],
+                                              jax.random.key(config.seed), counts, temperature)
     return grids
 
   render = jax.jit(render, out_shardings=mesh_lib.replicated(mesh))
   columns = {"samples": sample_columns(model), "reconstructions": 16, "interpolations": STEPS,
-             "traversals": STEPS}
+             "traversals": STEPS, "temperatures": per_temperature, "groups": 1 + len(counts)}
 
   def show(variables, step: int) -> None:
     grids = render(variables, originals["image"], originals["label"])

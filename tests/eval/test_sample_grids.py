@@ -104,6 +104,80 @@ def test_reconstructions_sit_next_to_their_inputs():
                              atol=1e-6)
 
 
+def test_temperature_rows_scale_the_same_noise():
+  model, params, _, _ = _model()
+  key, temperatures = jax.random.key(5), (1.0, 0.5, 0.0)
+  grid = jax.jit(lambda p: images.temperature_samples(model, p, key, 3, temperatures))(params)
+  assert grid.shape == (9,) + SHAPE
+  eps = jax.random.normal(key, (3, LATENT))
+  for row, t in enumerate(temperatures):
+    np.testing.assert_allclose(grid[3 * row:3 * row + 3], _decoded(model, params, t * eps),
+                               atol=1e-6)
+
+
+def _vdvae():
+  """A tiny VDVAE (3 groups at resolutions 1, 4, 4) with parameters drawn N(0, 0.3^2): not its
+  initialization, whose zero prior convolutions would make every prior N(0, I) (and whose
+  compilation takes longer than the whole test)."""
+  model = _build("vdvae", encoder_blocks="4x1,4d4,1x1", decoder_blocks="1x1,4m1,4x1", width=8,
+                 latent_channels=2)
+  x = (jax.random.uniform(jax.random.key(0), (5,) + SHAPE) > 0.5).astype(jnp.float32)
+  shapes = jax.eval_shape(model.init, jax.random.key(1), x,
+                          jax.random.split(jax.random.key(2), (1, 5)))["params"]
+  rng = np.random.default_rng(3)
+  params = jax.tree.map(lambda s: jnp.asarray(0.3 * rng.standard_normal(s.shape), s.dtype), shapes)
+  return model, {"params": params}, x
+
+
+def test_group_counts_double_up_to_every_group():
+  assert images.group_counts(1) == (0, 1)
+  assert images.group_counts(3) == (0, 1, 2, 3)
+  assert images.group_counts(8) == (0, 1, 2, 4, 8)
+  assert images.group_counts(43) == (0, 1, 2, 4, 8, 16, 32, 43)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_group_columns_run_from_a_prior_sample_to_the_reconstruction(temperature):
+  """Column n = 0 is the prior's sample with the same key, n = G the reconstruction at q's means
+  (whatever the key); in between, the top n groups follow x and the rest the key."""
+  model, variables, x = _vdvae()
+  counts = images.group_counts(model.num_groups)
+  assert model.num_groups == 3 and counts == (0, 1, 2, 3)
+  draw = jax.jit(lambda v, key: images.group_reconstructions(model, v, x, key, counts,
+                                                             temperature))
+  key = jax.random.key(4)
+  grid = np.asarray(draw(variables, key)).reshape((5, 1 + len(counts)) + SHAPE)
+  np.testing.assert_array_equal(grid[:, 0], x)
+  prior = jax.jit(lambda v: model.apply(v, key, 5, None, temperature, method=model.sample))
+  np.testing.assert_allclose(grid[:, 1], prior(variables), atol=1e-6)
+  reconstruct = jax.jit(lambda v: model.apply(v, x, method=model.reconstruct))
+  np.testing.assert_allclose(grid[:, -1], reconstruct(variables), atol=1e-6)
+  other = np.asarray(draw(variables, jax.random.key(5))).reshape(grid.shape)
+  np.testing.assert_allclose(other[:, -1], grid[:, -1], atol=1e-6)  # no prior draw left at n = G
+  for column in range(1, len(counts)):  # n < G: the groups below the n-th come from the key
+    assert np.abs(other[:, column] - grid[:, column]).max() > 1e-3, column
+  for column in range(2, len(counts)):  # each column differs from the one before
+    assert np.abs(grid[:, column] - grid[:, column - 1]).max() > 1e-3, column
+
+
+def test_image_writer_draws_the_group_and_temperature_grids(tmp_path, smoke_config):
+  """The trainer's writer (`make_image_writer`) adds both grids for a VDVAE, one column per
+  count of groups plus the originals, one row per temperature."""
+  from jaxvae.runtime import mesh as mesh_lib
+
+  model, variables, x = _vdvae()
+  mesh = mesh_lib.make_mesh(1)
+  originals = mesh_lib.global_batch({"image": np.asarray(x[:4]), "label": np.zeros(4, np.int32)},
+                                    mesh)
+  show = images.make_image_writer(model, smoke_config, mesh, str(tmp_path), originals)
+  show(variables, 7)
+  width = lambda columns: 4 * (columns * (SHAPE[1] + 1) + 1)  # noqa: E731
+  groups = Image.open(tmp_path / "images" / "groups_00000007.png")
+  assert groups.size == (width(5), width(4))  # originals and n = 0, 1, 2, 3; 4 test images
+  temperatures = Image.open(tmp_path / "images" / "temperatures_00000007.png")
+  assert temperatures.size == (width(images.NUM_PER_TEMPERATURE), width(len(images.TEMPERATURES)))
+
+
 def test_grids_that_a_model_cannot_draw_are_clear_errors():
   model, params, x, _ = _model(prior="mixture")
   with pytest.raises(UserError, match="model.prior='standard_normal'"):
@@ -115,6 +189,8 @@ def test_grids_that_a_model_cannot_draw_are_clear_errors():
   hvae = _build("hvae", latent_dims=(2, 2))
   with pytest.raises(UserError, match="one latent vector"):
     images.interpolations(hvae, {}, x[:1], x[1:2], 3)
+  with pytest.raises(UserError, match="LATENT_GROUPS"):
+    images.group_reconstructions(hvae, {}, x[:1], jax.random.key(0), (0, 1))
 
 
 def test_grid_pixels_lay_out_rows_with_borders():
@@ -134,7 +210,7 @@ def trained_cvae(tmp_path_factory, tfds_dir):
 
 def test_training_writes_every_grid_at_the_image_interval(trained_cvae):
   names = set(os.listdir(os.path.join(trained_cvae, "images")))
-  for kind in ("samples", "reconstructions", "interpolations", "traversals"):
+  for kind in ("samples", "temperatures", "reconstructions", "interpolations", "traversals"):
     assert {f"{kind}_00000005.png", f"{kind}_00000010.png"} <= names, kind
   traversal = Image.open(os.path.join(trained_cvae, "images", "traversals_00000010.png"))
   assert traversal.size == (4 * (images.STEPS * 9 + 1), 4 * (8 * 9 + 1))  # latent_dim 8 rows
@@ -144,6 +220,7 @@ def test_training_writes_every_grid_at_the_image_interval(trained_cvae):
 
 @pytest.mark.parametrize("kind, flags, size", [
     ("samples", ["--num=10", "--label=3", "--temperature=0"], (4 * 37, 4 * 28)),
+    ("temperatures", ["--num=3"], (4 * 28, 4 * 73)),
     ("reconstructions", ["--num=4"], (4 * 73, 4 * 10)),
     ("interpolations", ["--images=0,1,2,3", "--steps=5"], (4 * 46, 4 * 19)),
     ("traversals", ["--num=3", "--images=2", "--steps=4"], (4 * 37, 4 * 28)),
@@ -160,6 +237,7 @@ def test_sample_cli_writes_each_kind(trained_cvae, tmp_path, kind, flags, size):
     (["--label=10"], "label in 0..9"),
     (["--kind=reconstructions", "--num=301"], "has 300 images"),
     (["--kind=traversals", "--steps=1"], "--steps must be >= 2"),
+    (["--kind=groups"], "LATENT_GROUPS"),
 ])
 def test_sample_cli_refuses_impossible_grids(trained_cvae, tmp_path, capsys, flags, message):
   out = tmp_path / "x.png"
