@@ -83,7 +83,8 @@ class LatentVector(Protocol):
 
 class TemperedSampling(Protocol):
   """`TEMPERATURE`: `sample` takes a temperature T >= 0 that scales the prior's noise (z = T eps
-  for a N(0, I) prior; T = 0 decodes the prior mean; Kingma & Dhariwal, 2018)."""
+  for a N(0, I) prior; T = 0 decodes the prior mean; Kingma & Dhariwal, 2018). T may be a traced
+  scalar: the grid of samples at several temperatures vmaps over it."""
 
   def sample(self, key: jax.Array, num: int, labels: jax.Array | None = None,
              temperature: float = 1.0) -> jax.Array:
