@@ -174,24 +174,28 @@ class TopDownBlock(nn.Module):
 
   @nn.compact
   def __call__(self, h: jax.Array, activation: jax.Array | None, eps: jax.Array,
-               temperature: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+               temperature: jax.Array, from_posterior: jax.Array = True,
+               posterior_noise: jax.Array = 1.0
+               ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """`h [N, R, R, W]`, the encoder's `activation [N, R, R, W]` (None: z from the prior),
-    `eps [N, R * R * Z]` float32 noise, `temperature []` (scales the prior's noise) ->
-    `(h, z [N, R * R * Z], log q [N], log p [N])` (log q and log p are zero without an
-    activation)."""
+    `eps [N, R * R * Z]` float32 noise -> `(h, z [N, R * R * Z], log q [N], log p [N])`.
+
+    `z = mu_q + sigma_q * posterior_noise * eps` where `from_posterior` (`[]` bool) and there is an
+    activation, else `mu_p + sigma_p * temperature * eps`; log q and log p are of the posterior's
+    draw (zero without an activation)."""
     z_channels, scale = self.latent_channels, math.sqrt(1.0 / self.num_blocks)
     prior = Bottleneck(self.middle, 2 * z_channels + self.width, use_3x3=self.use_3x3,
                        last_scale=0.0, name="prior")(h)
     p_mean, p_log_std = _split_gaussian(prior, z_channels)
-    if activation is None:
-      z = p_mean + jnp.exp(p_log_std) * temperature * eps
-      log_q = log_p = jnp.zeros(z.shape[:1], jnp.float32)
-    else:
+    z = p_mean + jnp.exp(p_log_std) * temperature * eps
+    log_q = log_p = jnp.zeros(z.shape[:1], jnp.float32)
+    if activation is not None:
       posterior = Bottleneck(self.middle, 2 * z_channels, use_3x3=self.use_3x3, name="posterior")(
           jnp.concatenate([h, activation], axis=-1))
       q_mean, q_log_std = _split_gaussian(posterior, z_channels)
-      z = q_mean + jnp.exp(q_log_std) * eps
-      log_q, log_p = _log_prob(z, q_mean, q_log_std), _log_prob(z, p_mean, p_log_std)
+      z_q = q_mean + jnp.exp(q_log_std) * posterior_noise * eps
+      log_q, log_p = _log_prob(z_q, q_mean, q_log_std), _log_prob(z_q, p_mean, p_log_std)
+      z = jnp.where(from_posterior, z_q, z)
     h = h + prior[..., 2 * z_channels:]
     h = h + _conv(self.width, 1, scale, name="z_proj")(z.reshape(h.shape[:3] + (-1,)).astype(h.dtype))
     h = Bottleneck(self.middle, self.width, residual=True, use_3x3=self.use_3x3, last_scale=scale,
@@ -261,12 +265,12 @@ class VDVAE(nn.Module):
     return activations
 
   def top_down(self, activations: dict[int, jax.Array] | None, keys: jax.Array,
-               num_posterior: int, temperature=1.0, posterior_means: bool = False
+               num_posterior: int | jax.Array, temperature=1.0, posterior_means: bool = False
                ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """The decoder for `keys [N]` (one per example): groups `g < num_posterior` from q (needs the
-    `activations`, leading axis N; at q's means with `posterior_means`), the rest from the prior
-    at `temperature` (a float or one per group, top first). Returns `(likelihood parameters
-    [N, D, P], log q [G, N], log p [G, N])`."""
+    """The decoder for `keys [N]` (one per example): groups `g < num_posterior` (an int, or a
+    traced one: one compilation for every n) from q (needs the `activations`, leading axis N; at
+    q's means with `posterior_means`), the rest from the prior at `temperature` (a float or one per
+    group, top first). Returns `(likelihood parameters [N, D, P], log q [G, N], log p [G, N])`."""
     temperatures = (tuple(temperature) if isinstance(temperature, (tuple, list))
                     else (temperature,) * self.num_groups)
     n = keys.shape[0]
@@ -285,11 +289,9 @@ class VDVAE(nn.Module):
         h = h + jnp.repeat(jnp.repeat(below, res // mixin, axis=1), res // mixin, axis=2)
       eps = jax.vmap(lambda k, g=group, s=size: jax.random.normal(jax.random.fold_in(k, g), (s,)))(
           keys)
-      use_q = activations is not None and group < num_posterior
-      if use_q and posterior_means:
-        eps = jnp.zeros_like(eps)
-      h, _, q, p = block(h, activations[res] if use_q else None, eps,
-                         jnp.float32(1.0) if use_q else jnp.asarray(temperatures[group], jnp.float32))
+      h, _, q, p = block(h, None if activations is None else activations[res], eps,
+                         jnp.asarray(temperatures[group], jnp.float32), group < num_posterior,
+                         jnp.float32(0.0 if posterior_means else 1.0))
       states[res], log_q, log_p = h, log_q + [q], log_p + [p]
     image = states[self.data_shape[0]] * self.gain + self.shift
     out = self.out_conv(image).astype(jnp.float32)
