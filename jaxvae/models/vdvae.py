@@ -401,7 +401,11 @@ def apply_published(config: ml_collections.ConfigDict, name: str, num_dims: int)
 
   VDVAE's loss is nats per dimension, jaxvae's nats per example: the gradient is `num_dims` times
   larger, so the clipping and skipping thresholds are `hps.py`'s times `num_dims` (Adam's updates
-  do not change with the loss's scale)."""
+  do not change with the loss's scale). Unlike VDVAE, a run whose updates keep being skipped (its
+  fixed threshold fell below a drifted gradient norm, openai/vdvae#25, or the loss went NaN) rolls
+  back to its last checkpoint with a halved learning rate, up to 3 times, instead of stalling;
+  `train.skip_grad_norm=0, train.skip_grad_norm_sigmas=6` replaces the fixed threshold by one that
+  follows the gradient norm's running statistics."""
   hps = PUBLISHED[name]
   model, train = config.model, config.train
   model.encoder_blocks, model.decoder_blocks = hps["encoder_blocks"], hps["decoder_blocks"]
@@ -413,6 +417,7 @@ def apply_published(config: ml_collections.ConfigDict, name: str, num_dims: int)
   train.warmup_steps = 100
   train.clip_grad_norm, train.skip_grad_norm = hps["clip"] * num_dims, hps["skip"] * num_dims
   train.ema_decay = hps["ema"]
+  train.max_rollbacks = 3  # a run stalled by skips rolls back with a halved learning rate
   train.num_steps = 1_000_000
   train.log_every, train.checkpoint_every = 1_000, 10_000
   config.eval.num_samples, config.eval.nested_num_samples = 100, (1, 10)
