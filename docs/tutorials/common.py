@@ -1,9 +1,21 @@
-"""What every tutorial script shares: figures to PNG, code listings taken from the source, pages."""
+"""What every tutorial script shares: configs from configs/, figures to PNG, code listings taken
+from the source, pages."""
 
+import importlib.util
 import inspect
 import os
 
 from matplotlib.figure import Figure
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def config_file(name: str, variant: str = ""):
+  """`get_config(variant)` of `configs/<name>.py`."""
+  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(variant)
 
 
 def figure(columns: int = 1, rows: int = 1, width: float = 4.5, height: float = 3.2):

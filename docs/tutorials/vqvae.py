@@ -1,7 +1,6 @@
 """Tutorial 5: the VQ-VAE on the digits and its learned code prior: reconstructions, code usage,
 samples, and the bound with a uniform and with a learned prior over the codes."""
 
-import importlib.util
 import math
 import os
 import shutil
@@ -19,21 +18,12 @@ from jaxvae.runtime.trained import load_trained
 from jaxvae.train import train_and_evaluate
 
 NAME = "vqvae"
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def config_file(name: str, variant: str):
-  """`get_config(variant)` of `configs/<name>.py`."""
-  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
 
 
 def two_stages(runs: str, num_steps: int, variant: str = ""):
   """Stage 1 trains the VQ-VAE; stage 2 a causal transformer prior over its frozen codes."""
-  vqvae = config_file("digits_vqvae", variant)
-  prior = config_file("digits_vq_prior", variant)
+  vqvae = common.config_file("digits_vqvae", variant)
+  prior = common.config_file("digits_vq_prior", variant)
   for config in (vqvae, prior):
     config.train.num_steps = config.train.checkpoint_every = num_steps
     config.train.log_every = num_steps // 4
