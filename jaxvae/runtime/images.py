@@ -100,9 +100,11 @@ def group_reconstructions(model, variables, x: jax.Array, key: jax.Array,
   every column): n = 0 is a sample, n = G the reconstruction (Child, 2021, Figure 4)."""
   check_group_grids(model)
   check_temperature(model, temperature)
-  columns = [x] + [model.apply(variables, x, key, n, temperature,
-                               method=model.reconstruct_from_groups) for n in counts]
-  return jnp.stack(columns, axis=1).reshape((-1,) + x.shape[1:])
+  columns = jax.vmap(lambda n: model.apply(variables, x, key, n, temperature,  # One decoder.
+                                           method=model.reconstruct_from_groups))(
+                                               jnp.asarray(counts))
+  return jnp.concatenate([x[:, None], jnp.moveaxis(columns, 0, 1)], axis=1).reshape(
+      (-1,) + x.shape[1:])
 
 
 def reconstructions(model, variables, x: jax.Array,
