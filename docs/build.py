@@ -18,7 +18,7 @@ import time
 
 DOCS = os.path.dirname(os.path.abspath(__file__))
 TUTORIALS = ("latent_variables", "elbo_iwae", "gradient_variance", "posteriors", "vqvae",
-             "scaling", "custom_model", "gradient_estimators")
+             "scaling", "custom_model", "gradient_estimators", "deep_hierarchies")
 
 
 def build_tutorial(name: str, out_dir: str, tiny: bool = False) -> dict:

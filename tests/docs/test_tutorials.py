@@ -100,3 +100,21 @@ def test_gradient_estimators(tmp_path):
   assert iwae[-1] < iwae[0] and all(d > i for d, i in zip(dreg, iwae))
   assert abs(n["curves"]["ELBO (K samples)"]["encoder"][0] - iwae[0]) < 1e-5 * iwae[0]
   assert f"{iwae[-1]:.3f}" in text
+
+
+def test_deep_hierarchies(tmp_path, tfds_dir, monkeypatch):
+  """Hierarchies of 1 and 2 resolution stages: the importance-sampled estimate rises with K above
+  the ELBO, every group has its KL, and the page holds the run's numbers and grids."""
+  monkeypatch.setenv("TFDS_DATA_DIR", tfds_dir)
+  n = build.build_tutorial("deep_hierarchies", str(tmp_path), tiny=True)
+  text = _page(tmp_path, "deep_hierarchies")
+  k_small, k_large = n["ks"]
+  for result in n["results"].values():
+    assert result["log_px"][k_large] > result["log_px"][k_small]
+    assert result["log_px"][k_large] > result["elbo"]
+    assert len(result["group_kls"]) == len(result["resolutions"]) == result["groups"]
+  deepest = n["results"][max(n["results"])]
+  assert n["counts"] == (0, 1, 2, 3) == tuple(range(deepest["groups"] + 1))
+  assert math.isclose(sum(n["kl_by_resolution"].values()), sum(deepest["group_kls"]),
+                      rel_tol=1e-6)
+  assert all(f"{gap:.2f} nats" in text for gap in n["gaps"].values())
