@@ -8,6 +8,7 @@ and noisy); absolute times are reported only from a GPU.
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import pathlib
@@ -59,12 +60,28 @@ def spread(timing: dict) -> str:
   return f"+-{100 * half_range:.0f}%"
 
 
-def matmul_peak_flops(size: int = 2048, repeats: int = 5) -> float:
-  """The machine's measured float32 matmul rate (FLOP/s) on the default device: the roofline."""
-  a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+def matmul_peak_flops(size: int = 2048, repeats: int = 5, dtype=jnp.float32) -> float:
+  """The machine's measured matmul rate (FLOP/s) in `dtype` (at JAX's default precision) on the
+  default device: the roofline."""
+  a = jax.random.normal(jax.random.key(0), (size, size), dtype)
   matmul = jax.jit(lambda x: x @ x)
   timing = repeat_timing(lambda: matmul(a).block_until_ready(), repeats)
   return 2 * size**3 / timing["min"]
+
+
+def memory_bytes(compiled) -> int:
+  """A compiled function's memory per device by XLA's memory analysis: arguments + outputs +
+  temporaries (donated outputs that alias their arguments counted in both)."""
+  m = compiled.memory_analysis()
+  return int(m.temp_size_in_bytes + m.output_size_in_bytes + m.argument_size_in_bytes)
+
+
+def config_file(name: str, variant: str = ""):
+  """`get_config(variant)` of `configs/NAME.py`."""
+  spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(variant)
 
 
 def machine() -> dict:

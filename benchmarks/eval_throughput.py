@@ -26,17 +26,14 @@ NAME = "evaluator"
 IMAGE_SHAPE = (28, 28, 1)
 
 
-def _estimator(model, num_samples: int, chunk_size: int):
+def estimator(model, num_samples: int, chunk_size: int):
+  """The evaluator's estimate, jitted: `(params, x [B, ...], ids [B]) -> (log p(x) [B], ELBO [B])`
+  with K = `num_samples` drawn `chunk_size` at a time (`losses.chunked_iwae_bound`)."""
   def estimate(params, x, ids):
     keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.key(0), ids)
     fn = lambda k: model.apply({"params": params}, x, k, method=model.log_weights).values  # noqa
     return losses.chunked_iwae_bound(fn, keys, num_samples, chunk_size)
   return jax.jit(estimate)
-
-
-def _memory_bytes(compiled) -> int:
-  m = compiled.memory_analysis()
-  return int(m.temp_size_in_bytes + m.output_size_in_bytes + m.argument_size_in_bytes)
 
 
 def run(quick: bool = False) -> tuple[str, dict]:
@@ -50,7 +47,7 @@ def run(quick: bool = False) -> tuple[str, dict]:
   ids = jnp.arange(batch)
   with jax.default_matmul_precision("highest"):
     peak = common.matmul_peak_flops(1024 if quick else 2048)
-    estimate = _estimator(model, num_samples, chunk)
+    estimate = estimator(model, num_samples, chunk)
     compiled = estimate.lower(params, x, ids).compile()
     # XLA counts a loop body once, so count the FLOPs of one chunk's log weights, unlooped.
     one_chunk = jax.jit(lambda p, v, k: model.apply({"params": p}, v, k,
@@ -62,9 +59,9 @@ def run(quick: bool = False) -> tuple[str, dict]:
         lambda: jax.block_until_ready(compiled(params, x, ids)), repeats=2 if quick else 3)
     memory = []
     for k in ((100, 200, 500) if quick else (100, 500, 1000, 2000, 5000)):
-      chunked = _estimator(model, k, min(chunk, k)).lower(params, x, ids).compile()
-      whole = _estimator(model, k, k).lower(params, x, ids).compile()
-      memory.append((k, _memory_bytes(chunked), _memory_bytes(whole)))
+      chunked = estimator(model, k, min(chunk, k)).lower(params, x, ids).compile()
+      whole = estimator(model, k, k).lower(params, x, ids).compile()
+      memory.append((k, common.memory_bytes(chunked), common.memory_bytes(whole)))
   log_weights = batch * num_samples
   rate = log_weights / timing["min"]
   flops_per_log_weight = flops / log_weights

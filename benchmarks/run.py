@@ -4,9 +4,9 @@
 
 Each section runs in a process of its own, `python -m benchmarks.MODULE --record PATH`, which
 sets up the host for it (`common.configure_host`): on a CPU host, pinned to one core, with 8 forced
-devices for the scaling section and one device for the others (XLA:CPU runs scanned training steps
-about 2x slower in a process with 8 forced devices, even on one of them). On a GPU host the same
-suite records absolute times on the GPU.
+devices for the scaling and vdvae sections and one device for the others (XLA:CPU runs scanned
+training steps about 2x slower in a process with 8 forced devices, even on one of them). On a GPU
+host the same suite records absolute times on the GPU.
 """
 
 import argparse
@@ -26,6 +26,7 @@ BENCHMARKS = {
     "scaling": "benchmarks.scaling",
     "model_quality": "benchmarks.model_quality",
     "gradient_estimators": "benchmarks.gradient_estimators",
+    "vdvae": "benchmarks.vdvae",
     "vq_quality": "benchmarks.vq_quality",
     "vq_throughput": "benchmarks.vq_throughput",
 }

@@ -10,9 +10,7 @@ with k-means initialization and restarts. One seed each; all numbers on the 300 
 Writes the section "vq_quality" of BENCHMARKS.md and its record in benchmarks/results.json.
 """
 
-import importlib.util
 import os
-import pathlib
 import tempfile
 import time
 
@@ -21,7 +19,6 @@ import numpy as np
 
 from benchmarks import common
 
-CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 BATCH_SIZE = 32  # XLA:CPU runs the trainer's sharded conv step slowly: small, short runs
 VARIANTS = [  # (name, model overrides)
     ("random init, no restarts", {"codebook_init": "random", "restart_dead_codes": False}),
@@ -32,10 +29,7 @@ VARIANTS = [  # (name, model overrides)
 
 
 def _config(name: str, num_steps: int, **model):
-  spec = importlib.util.spec_from_file_location(name, CONFIGS / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  config = common.config_file(name)
   config.train.num_devices = 1
   config.train.progress_bar = False
   config.train.num_steps = config.train.checkpoint_every = num_steps

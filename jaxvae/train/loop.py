@@ -101,6 +101,16 @@ def convolves_on_cpu(step: Callable, *args) -> bool:
           "conv_general_dilated" in str(jax.make_jaxpr(step)(*args)))
 
 
+def jit_steps(steps_fn: Callable, abstract_state: state_lib.TrainState,
+              mesh: jax.sharding.Mesh) -> Callable:
+  """`steps_fn(state, chunk)` jitted as the trainer runs it: the state sharded by
+  `mesh_lib.state_shardings` and donated, chunks `[S, B, ...]` split over the devices, metrics
+  replicated."""
+  state_sharding = mesh_lib.state_shardings(abstract_state, mesh)
+  return jax.jit(steps_fn, in_shardings=(state_sharding, mesh_lib.stacked_batch_sharding(mesh)),
+                 out_shardings=(state_sharding, mesh_lib.replicated(mesh)), donate_argnums=0)
+
+
 def compile_steps(model, optimizer, schedule, train: ml_collections.ConfigDict,
                   abstract_state: state_lib.TrainState, local_batch: dict,
                   mesh: jax.sharding.Mesh, start_step: int) -> tuple[Callable, int, float]:
@@ -119,9 +129,7 @@ def compile_steps(model, optimizer, schedule, train: ml_collections.ConfigDict,
     print("One step per device call: XLA:CPU runs convolutions inside loops 10-40x slower "
           "(jax#12868)", flush=True)
   per_call = 1 if one_per_call else train.steps_per_call
-  state_sharding = mesh_lib.state_shardings(abstract_state, mesh)
-  jitted = jax.jit(steps_fn, in_shardings=(state_sharding, mesh_lib.stacked_batch_sharding(mesh)),
-                   out_shardings=(state_sharding, mesh_lib.replicated(mesh)), donate_argnums=0)
+  jitted = jit_steps(steps_fn, abstract_state, mesh)
   start = time.perf_counter()
   usual = next(chunk_sizes(start_step, train, per_call), per_call)
   chunk = jax.tree.map(lambda a: jax.ShapeDtypeStruct(
