@@ -160,7 +160,8 @@ class LatentGroups(Protocol):
                               temperature: float = 1.0) -> jax.Array:
     """`[B, *data_shape]` means of p(x | z) for `x [B, ...]`: groups `g < num_posterior` at q's
     means, the rest drawn from the prior at `temperature` with `key`; `num_posterior=0` is
-    `sample(key, B, temperature=temperature)`, `num_posterior=num_groups` is `reconstruct(x)`."""
+    `sample(key, B, temperature=temperature)`, `num_posterior=num_groups` is `reconstruct(x)`.
+    `num_posterior` may be a traced int: the grid vmaps over it."""
 
 
 class Capability(enum.Enum):
