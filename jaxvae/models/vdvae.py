@@ -56,9 +56,11 @@ def parse_blocks(spec: str, letter: str, key: str) -> Blocks:
   for token in spec.split(","):
     match = re.fullmatch(rf"(\d+)(?:([x{letter}])(\d+))?", token.strip())
     if match is None or int(match[1]) <= 0 or (match[3] is not None and int(match[3]) <= 0):
+      other, example = (("RdF (one block, then downsample by F)", "32x11,32d2,16x6")
+                        if letter == "d" else
+                        ("RmS (one block, upsampling from resolution S)", "1x1,4m1,4x2"))
       raise UserError(f"config key 'model.{key}' has the token {token!r}; tokens are RxN (N blocks "
-                      f"at resolution R) or R{letter}{'F (downsample by F)' if letter == 'd' else 'S (upsample from resolution S)'}, e.g. "
-                      f"{'32x11,32d2,16x6' if letter == 'd' else '1x1,4m1,4x2'}")
+                      f"at resolution R) or {other}, e.g. {example}")
     resolution = int(match[1])
     if match[2] == "x":
       blocks += [(resolution, 0)] * int(match[3])
@@ -103,8 +105,9 @@ def check_architecture(encoder: Blocks, decoder: Blocks, image_size: int) -> Non
       raise UserError(f"model.decoder_blocks: resolution {res} has no encoder activation (the "
                       f"encoder reaches {', '.join(map(str, sorted(seen)))}); match the two strings")
     if mixin and (mixin not in built or res % mixin):
+      why = "no earlier block builds" if mixin not in built else f"does not divide {res}"
       raise UserError(f"model.decoder_blocks: {res}m{mixin} upsamples from resolution {mixin}, "
-                      f"which {'no earlier block builds' if mixin not in built else 'does not divide ' + str(res)}")
+                      f"which {why}")
     built.add(res)
   if decoder[-1][0] != image_size:
     raise UserError(f"model.decoder_blocks must end at the image resolution {image_size}, not "
@@ -197,7 +200,8 @@ class TopDownBlock(nn.Module):
       log_q, log_p = _log_prob(z_q, q_mean, q_log_std), _log_prob(z_q, p_mean, p_log_std)
       z = jnp.where(from_posterior, z_q, z)
     h = h + prior[..., 2 * z_channels:]
-    h = h + _conv(self.width, 1, scale, name="z_proj")(z.reshape(h.shape[:3] + (-1,)).astype(h.dtype))
+    z_image = z.reshape(h.shape[:3] + (-1,)).astype(h.dtype)
+    h = h + _conv(self.width, 1, scale, name="z_proj")(z_image)
     h = Bottleneck(self.middle, self.width, residual=True, use_3x3=self.use_3x3, last_scale=scale,
                    name="resnet")(h)
     return h, z, log_q, log_p
@@ -386,7 +390,8 @@ PUBLISHED = {
         decoder_blocks="1x2,4m1,4x3,8m4,8x7,16m8,16x15,32m16,32x31,64m32,64x12",
         width=512, batch_size=128, learning_rate=1.5e-4, clip=220.0, skip=380.0, ema=0.999),
     "ffhq256": dict(
-        encoder_blocks="256x3,256d2,128x8,128d2,64x12,64d2,32x17,32d2,16x7,16d2,8x5,8d2,4x5,4d4,1x4",
+        encoder_blocks=("256x3,256d2,128x8,128d2,64x12,64d2,32x17,32d2,16x7,16d2,8x5,8d2,4x5,"
+                        "4d4,1x4"),
         decoder_blocks="1x2,4m1,4x3,8m4,8x4,16m8,16x9,32m16,32x21,64m32,64x13,128m64,128x7,256m128",
         width=512, batch_size=32, learning_rate=1.5e-4, clip=130.0, skip=180.0, ema=0.999),
 }

@@ -34,7 +34,8 @@ def _load(path):
 TRACED_ONLY = ("imagenet32_vdvae", "imagenet64_vdvae", "ffhq256_vdvae")
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem in TRACED_ONLY], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem in TRACED_ONLY],
+                         ids=lambda p: p.stem)
 def test_deep_smoke_variant_traces_a_train_step(path):
   config = _load(path)
   config_lib.validate(config)

@@ -1,5 +1,5 @@
-"""A very deep VAE's training killed with SIGKILL right after its first checkpoint and restarted ends
-with the train state of an uninterrupted run, bit for bit, at every checkpoint."""
+"""A very deep VAE's training killed with SIGKILL right after its first checkpoint and restarted
+ends with the train state of an uninterrupted run, bit for bit, at every checkpoint."""
 
 import os
 import signal
