@@ -376,7 +376,10 @@ def _digits_lines(record: dict) -> list[str]:
   mean = lambda key, runs: float(np.mean([r[key] for r in runs]))  # noqa: E731
   verdict = (f"**The deep model's test log p(x) is above the two-layer ladder's in {wins} of {n} "
              f"seeds** at {record['num_steps']:,} steps (mean difference "
-             f"{mean('log_px', deep['runs']) - mean('log_px', base['runs']):+.2f} nats).")
+             f"{mean('log_px', deep['runs']) - mean('log_px', base['runs']):+.2f} nats)" + "".join(
+                 f"; above that of the {f['name'].split(' (')[0]} in "
+                 f"{sum(d['log_px'] > r['log_px'] for d, r in zip(deep['runs'], f['runs']))} "
+                 f"of {n}" for f in families[2:]) + ".")
   if wins < n:
     elbo = mean("elbo", deep["runs"]) - mean("elbo", base["runs"])
     gap = mean("gap", deep["runs"]) - mean("gap", base["runs"])
