@@ -1,4 +1,4 @@
-"""A small very deep VAE (VDVAE architecture, Child, 2021) on the embedded 8x8 digits: 9 encoder
+"""A small very deep VAE (VDVAE architecture, Child, 2021) on the embedded 8x8 digits: 11 encoder
 and 10 top-down blocks of width 32 over resolutions 8, 4 and 1, a latent group of 2 channels in
 every top-down block; Bernoulli pixels, dynamic binarization, as the digits VAE and Ladder VAE it
 is compared with in BENCHMARKS.md. Trains on one CPU core in minutes.
