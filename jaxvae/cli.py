@@ -108,8 +108,7 @@ USAGE = """usage: jaxvae COMMAND --workdir=DIR [flags]   ('jaxvae COMMAND --help
 
   train   train (resuming from the workdir's latest checkpoint), then evaluate log p(x)
   eval    importance-sampled log p(x) of a checkpoint, or of each new one with --follow
-  sample  a PNG grid of samples, reconstructions, interpolations, latent traversals, or
-          reconstructions from a hierarchy's top latent groups
+  sample  a PNG grid: samples, reconstructions, interpolations, traversals, top-group views
   plot    the training and evaluation curves of one or more runs"""
 
 
