@@ -44,3 +44,25 @@ def long_trainer(tfds_dir):
     return command, env
 
   return make
+
+
+@pytest.fixture
+def poison_batches(monkeypatch):
+  """`poison(steps)`: the trainer's train batches of the given step indices (0-based) become NaN."""
+  import numpy as np
+
+  from jaxvae.train import loop
+
+  original = loop.data_lib.train_batches
+
+  def poison(steps):
+    def poisoned(config, split):
+      def nan_at(index, batch):
+        if index in steps:
+          return {**batch, "image": np.full_like(batch["image"], np.nan)}
+        return batch
+      return original(config, split).map_with_index(nan_at)
+
+    monkeypatch.setattr(loop.data_lib, "train_batches", poisoned)
+
+  return poison

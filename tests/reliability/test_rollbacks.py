@@ -14,25 +14,11 @@ import pytest
 from jaxvae.errors import UserError
 from jaxvae.runtime.checkpoint import Checkpoints
 from jaxvae.runtime.metrics import read_jsonl
-from jaxvae.train import loop, train_and_evaluate
+from jaxvae.train import train_and_evaluate
 from jaxvae.train import state as state_lib
 from kill_harness import restore_target
 
 _TIMINGS = ("step_time", "examples_per_sec", "save_seconds", "image_seconds")
-
-
-def _poison(monkeypatch, steps):
-  """NaN train batches at the given step indices (0-based)."""
-  original = loop.data_lib.train_batches
-
-  def poisoned(config, split):
-    def poison(index, batch):
-      if index in steps:
-        return {**batch, "image": np.full_like(batch["image"], np.nan)}
-      return batch
-    return original(config, split).map_with_index(poison)
-
-  monkeypatch.setattr(loop.data_lib, "train_batches", poisoned)
 
 
 def _config(smoke_config, **train):
@@ -58,14 +44,14 @@ def _rollback_lines(out: str) -> list[str]:
 
 
 def test_a_persistent_nan_rolls_back_max_rollbacks_times_then_stops_with_the_checkpoint_intact(
-    tmp_path, smoke_config, monkeypatch, capsys):
+    tmp_path, smoke_config, poison_batches, capsys):
   workdir = str(tmp_path)
   config = _config(smoke_config, num_steps=10, checkpoint_every=5, max_rollbacks=2)
   train_and_evaluate(config, workdir)
   before = _states(workdir)
 
   config.train.num_steps = 20
-  _poison(monkeypatch, set(range(10, 20)))  # Steps 11 to 20: NaN, again after each rollback.
+  poison_batches(set(range(10, 20)))  # Steps 11 to 20: NaN, again after each rollback.
   with pytest.raises(UserError) as error:
     train_and_evaluate(config, workdir)
   assert str(error.value).startswith(

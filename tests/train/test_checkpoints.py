@@ -68,26 +68,12 @@ def test_saved_on_eight_devices_restores_on_one_with_ema_for_readers(tmp_path, s
                state.ema_params)  # Readers get the EMA of the parameters.
 
 
-def _poison(monkeypatch, steps):
-  """Makes the train batches of the given step indices (0-based) NaN in the trainer."""
-  original = loop.data_lib.train_batches
-
-  def poisoned(config, split):
-    def poison(index, batch):
-      if index in steps:
-        return {**batch, "image": np.full_like(batch["image"], np.nan)}
-      return batch
-    return original(config, split).map_with_index(poison)
-
-  monkeypatch.setattr(loop.data_lib, "train_batches", poisoned)
-
-
 def test_a_nan_batch_is_skipped_and_too_many_in_a_row_stop_the_run(tmp_path, smoke_config,
-                                                                 monkeypatch):
+                                                                 poison_batches):
   workdir = str(tmp_path)
   smoke_config.train.num_steps = 10
   smoke_config.train.max_consecutive_skips = 3
-  _poison(monkeypatch, {2})
+  poison_batches({2})
   record = train_and_evaluate(smoke_config, workdir)
   assert record["step"] == 10
   metrics = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
@@ -99,7 +85,7 @@ def test_a_nan_batch_is_skipped_and_too_many_in_a_row_stop_the_run(tmp_path, smo
   before = reader.restore(10, target)
 
   smoke_config.train.num_steps = 20
-  _poison(monkeypatch, set(range(11, 20)))
+  poison_batches(set(range(11, 20)))
   with pytest.raises(UserError, match=r"max_consecutive_skips=3; the last good checkpoint "
                                       r"\(step 10\) is intact"):
     train_and_evaluate(smoke_config, workdir)
